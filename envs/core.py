@@ -1,0 +1,309 @@
+"""The task-family contract: tasks, families, and batched stepping of many copies of a family's env.
+
+A *task* is a frozen dataclass that round-trips through JSON. A *family* is a Gymnasium env class
+that mixes in :class:`TaskFamily`: it samples tasks from an explicit ``np.random.Generator``,
+switches task with ``set_task``, and knows a fixed, seeded meta-test task set. A family also builds a
+:class:`BatchEnv`: many copies of the env stepped together, with one action array in and one
+observation array out per step, so the policy is evaluated once per step for all copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+
+
+class TaskError(ValueError):
+    """A task the family cannot represent (unknown field, wrong type, value out of its domain)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Base class of task dataclasses. Subclasses validate their fields in ``__post_init__``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as JSON-able values (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Task:
+        """Build a task from ``to_dict`` output (or user input), with a clear error on bad fields.
+
+        Args:
+            values: field name -> value; lists are accepted for tuple fields.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise TaskError(f"unknown task field {unknown[0]!r} for {cls.__name__}; fields are {names}")
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise TaskError(f"missing task field {missing[0]!r} for {cls.__name__}; fields are {names}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def vector(self) -> np.ndarray:
+        """The task's numbers as a flat float64 array (what batched reward functions read)."""
+        out: list[float] = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out.extend(v if isinstance(v, tuple) else [v])
+        return np.asarray(out, dtype=np.float64)
+
+
+def finite_float(name: str, value: Any) -> float:
+    """``value`` as a finite float, or a :class:`TaskError` naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TaskError(f"task field {name!r} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise TaskError(f"task field {name!r} must be finite, got {value}")
+    return value
+
+
+class BatchEnv:
+    """Many copies of one family's env, stepped together; each copy has its own task.
+
+    Episodes have the family's fixed horizon; the sampler calls ``reset`` then ``step`` ``horizon``
+    times. ``terminated`` marks copies whose episode ended early (none do for goal-varying
+    HalfCheetah); the sampler masks their later steps.
+    """
+
+    num_envs: int
+    obs_dim: int
+    act_dim: int
+    horizon: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+    def set_tasks(self, tasks: Sequence[Task]) -> None:
+        """Give copy ``i`` the task ``tasks[i]``; takes effect at the next ``reset``."""
+        raise NotImplementedError
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        """Start new episodes in every copy; returns observations ``(num_envs, obs_dim)``."""
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step every copy; returns ``(obs, reward, terminated)``. Actions are clipped to the bounds."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release threads or other resources."""
+
+
+class TaskFamily:
+    """Mixin for Gymnasium envs whose goal or dynamics vary per task.
+
+    Subclasses set ``family_name``, ``task_type``, ``horizon``, ``meta_test_seed``, implement
+    ``_draw_tasks`` and ``make_batch``, and call ``_init_task(task)`` in their constructor.
+    """
+
+    family_name: ClassVar[str]
+    task_type: ClassVar[type[Task]]
+    horizon: ClassVar[int]
+    meta_test_seed: ClassVar[int]
+    num_meta_test_tasks: ClassVar[int] = 40
+    #: True where the task space is finite (e.g. directions ±1): meta-test tasks then repeat
+    #: training tasks by necessity, and only their evaluation seeds differ.
+    discrete_tasks: ClassVar[bool] = False
+
+    _task: Task
+
+    # ---- task distribution -------------------------------------------------------------------
+    @classmethod
+    def _draw_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
+        raise NotImplementedError
+
+    @classmethod
+    def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
+        """Draw ``n`` training tasks; never one of the meta-test tasks (for continuous families).
+
+        Args:
+            n: number of tasks.
+            rng: the generator that makes the draw reproducible.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("sample_tasks needs an np.random.Generator, e.g. np.random.default_rng(0)")
+        tasks = cls._draw_tasks(n, rng)
+        if cls.discrete_tasks:
+            return tasks
+        held_out = set(cls.meta_test_tasks())
+        for i, task in enumerate(tasks):
+            while task in held_out:  # probability zero for continuous draws, but guaranteed
+                task = cls._draw_tasks(1, rng)[0]
+            tasks[i] = task
+        return tasks
+
+    @classmethod
+    def meta_test_tasks(cls) -> list[Task]:
+        """The family's fixed, seeded set of held-out tasks (``num_meta_test_tasks`` of them)."""
+        cache = cls.__dict__.get("_meta_test_cache")
+        if cache is None:
+            cache = tuple(cls._draw_tasks(cls.num_meta_test_tasks, np.random.default_rng(cls.meta_test_seed)))
+            cls._meta_test_cache = cache
+        return list(cache)
+
+    @classmethod
+    def in_training_distribution(cls, task: Task) -> bool:
+        """Whether ``task`` lies in the support of the training distribution."""
+        return True
+
+    # ---- the current task --------------------------------------------------------------------
+    def _init_task(self, task: Task | dict | None) -> None:
+        if task is None:
+            task = self._draw_tasks(1, np.random.default_rng(0))[0]
+        self.set_task(task)
+
+    def set_task(self, task: Task | dict) -> None:
+        """Switch to ``task`` (a task dataclass of this family, or its dict form)."""
+        if isinstance(task, dict):
+            task = self.task_type.from_dict(task)
+        if not isinstance(task, self.task_type):
+            raise TaskError(f"{self.family_name} takes a {self.task_type.__name__}, got {task!r}")
+        self._task = task
+        self._task_vector = task.vector()
+        kwargs = getattr(self, "_ezpickle_kwargs", None)
+        if kwargs is not None:  # pickling re-creates the env with its current task
+            kwargs["task"] = task
+
+    def get_task(self) -> Task:
+        """The current task."""
+        return self._task
+
+    # ---- batched stepping --------------------------------------------------------------------
+    @classmethod
+    def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
+        """``num_envs`` copies of this family's env, stepped together.
+
+        Args:
+            num_envs: number of copies.
+            threads: threads that step the copies (default: the CPU cores).
+            env_kwargs: constructor arguments of the env (e.g. ``ctrl_cost_weight``).
+        """
+        raise NotImplementedError
+
+
+# ---- MuJoCo ---------------------------------------------------------------------------------
+_SETTOTALMASS = re.compile(r'\s*settotalmass="([^"]*)"')
+
+
+def load_mujoco_model(xml_path: str) -> mujoco.MjModel:
+    """Compile ``xml_path`` exactly as ``MjModel.from_xml_path`` does, without MuJoCo 4's warning.
+
+    Gymnasium's assets use the compiler attribute ``settotalmass``, deprecated in MuJoCo 4, which
+    prints a warning at every model load. We compile without it, then rescale with
+    ``mj_setTotalmass`` and ``mj_setConst``: the compiled model is identical (tested).
+    """
+    with open(xml_path) as f:
+        xml = f.read()
+    match = _SETTOTALMASS.search(xml)
+    if match is None:
+        return mujoco.MjModel.from_xml_path(xml_path)
+    xml = _SETTOTALMASS.sub("", xml)
+    cwd = os.getcwd()
+    try:  # relative mesh/include paths resolve against the XML's folder
+        os.chdir(os.path.dirname(os.path.abspath(xml_path)))
+        model = mujoco.MjModel.from_xml_string(xml)
+    finally:
+        os.chdir(cwd)
+    data = mujoco.MjData(model)
+    mujoco.mj_setTotalmass(model, float(match.group(1)))
+    mujoco.mj_setConst(model, data)
+    return model
+
+
+class MujocoBatchEnv(BatchEnv):
+    """Copies of a MuJoCo family env stepped by calling ``mj_step`` on their ``MjData`` directly.
+
+    The physics is the one of plain Gymnasium stepping, bit for bit (same ``mj_step`` calls on the
+    same state, warm-start included); only the Python glue around it is batched: observations and
+    rewards are computed with vectorised numpy by the family's ``_batch_*`` hooks, the same
+    functions its single env uses. The copies are split over ``threads`` Python threads: MuJoCo
+    releases the GIL inside ``mj_step``, so physics runs on all cores.
+
+    Args:
+        template: an instance of the family env; its model and settings are shared by all copies.
+        num_envs: number of copies.
+        threads: stepping threads (default: CPU cores, at most one per 8 copies).
+    """
+
+    def __init__(self, template: Any, num_envs: int, threads: int | None = None) -> None:
+        self.template = template
+        self.num_envs = int(num_envs)
+        self.model = template.model
+        self.datas = [mujoco.MjData(self.model) for _ in range(self.num_envs)]
+        self.frame_skip = int(template.frame_skip)
+        self.dt = float(template.dt)
+        self.horizon = int(template.horizon)
+        self.action_low = template.action_space.low.astype(np.float64)
+        self.action_high = template.action_space.high.astype(np.float64)
+        self.act_dim = int(self.action_low.shape[0])
+        self.qpos = np.zeros((self.num_envs, self.model.nq))
+        self.qvel = np.zeros((self.num_envs, self.model.nv))
+        self._qpos_before = np.zeros_like(self.qpos)
+        self.task_params = np.zeros((self.num_envs, template.get_task().vector().shape[0]))
+        self.obs_dim = int(template.observation_space.shape[0])
+        cores = os.cpu_count() or 1
+        threads = cores if threads is None else int(threads)
+        self.threads = max(1, min(threads, self.num_envs // 8 or 1))
+        bounds = np.linspace(0, self.num_envs, self.threads + 1).astype(int)
+        self._slices = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self._ctrl = np.zeros((self.num_envs, self.act_dim))
+
+    def set_tasks(self, tasks: Sequence[Task]) -> None:
+        if len(tasks) != self.num_envs:
+            raise ValueError(f"set_tasks got {len(tasks)} tasks for {self.num_envs} envs")
+        for t in tasks:
+            if not isinstance(t, self.template.task_type):
+                raise TaskError(f"{self.template.family_name} takes a {self.template.task_type.__name__}")
+        self.task_params = np.stack([t.vector() for t in tasks])
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        qpos, qvel = self.template._batch_reset(rng, self.num_envs)
+        for i, d in enumerate(self.datas):
+            mujoco.mj_resetData(self.model, d)
+            d.qpos[:] = qpos[i]
+            d.qvel[:] = qvel[i]
+            mujoco.mj_forward(self.model, d)
+            self.qpos[i] = d.qpos
+            self.qvel[i] = d.qvel
+        return self.template._batch_obs(self.qpos, self.qvel)
+
+    def _step_slice(self, lo: int, hi: int) -> None:
+        model, fs, ctrl, qpos, qvel = self.model, self.frame_skip, self._ctrl, self.qpos, self.qvel
+        step = mujoco.mj_step
+        for i in range(lo, hi):
+            d = self.datas[i]
+            d.ctrl[:] = ctrl[i]
+            step(model, d, fs)
+            qpos[i] = d.qpos
+            qvel[i] = d.qvel
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        np.clip(actions, self.action_low, self.action_high, out=self._ctrl)
+        self._qpos_before[:] = self.qpos
+        if self._pool is None:
+            self._step_slice(0, self.num_envs)
+        else:
+            for f in [self._pool.submit(self._step_slice, lo, hi) for lo, hi in self._slices]:
+                f.result()
+        obs = self.template._batch_obs(self.qpos, self.qvel)
+        reward, terminated = self.template._batch_reward(
+            self._qpos_before, self.qpos, self.qvel, self._ctrl, self.task_params
+        )
+        return obs, reward, terminated
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -1,0 +1,243 @@
+"""The native policy-gradient agent: adapts stacked parameters on many tasks at once.
+
+Two inner-loop algorithms:
+
+- ``vpg``: one plain policy-gradient step (SGD, learning rate ``lr``) per batch of episodes, the
+  MAML-style inner step; the value baseline is fitted after the advantages are computed (as rllab
+  does), with ``value_epochs`` Adam steps.
+- ``ppo``: the clipped surrogate objective with GAE, ``epochs`` passes over ``minibatches``
+  minibatches, policy and value trained together with Adam.
+
+An agent turns (meta-parameters, tasks, budget) into adapted parameters; it knows nothing of
+meta-learning. Optimiser state is created fresh for every adaptation: adaptation from θ is a function
+of θ alone, the same at meta-test time as at meta-training time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..envs.core import BatchEnv, Task, TaskFamily
+from .policy import Params, RunningNorm, gaussian_log_prob, init_params, mlp, stack, unstack
+from .sampler import Rollout, collect, gae
+
+
+@dataclasses.dataclass(frozen=True)
+class PGConfig:
+    """Hyper-parameters of the native agent."""
+
+    algo: Literal["ppo", "vpg"] = "ppo"
+    lr: float = 3e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    epochs: int = 5
+    minibatches: int = 4
+    clip_range: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    value_lr: float = 1e-2
+    value_epochs: int = 5
+    hidden: tuple[int, ...] = (64, 64)
+    log_std_init: float = -0.5
+
+
+@dataclasses.dataclass
+class AdaptResult:
+    """What :meth:`PGAgent.adapt` returns."""
+
+    params: list[Params]  # adapted parameters, one set per task
+    returns: torch.Tensor  # (steps + 1, T): mean episode return after k updates, k = 0..steps
+    policy_loss: float
+    value_loss: float
+    env_steps: int
+    obs_sum: torch.Tensor
+    obs_sq_sum: torch.Tensor
+    obs_count: int
+
+
+class PGAgent:
+    """Vectorised VPG/PPO over a task family's batched env.
+
+    Args:
+        family: the task family class.
+        config: hyper-parameters.
+        threads: threads that step the MuJoCo copies (default: CPU cores).
+    """
+
+    def __init__(self, family: type[TaskFamily], config: PGConfig, threads: int | None = None) -> None:
+        self.family = family
+        self.config = config
+        self.threads = threads
+        self._envs: dict[int, BatchEnv] = {}
+        probe = self._env(1)
+        self.obs_dim, self.act_dim = probe.obs_dim, probe.act_dim
+
+    def _env(self, n: int) -> BatchEnv:
+        if n not in self._envs:
+            self._envs[n] = self.family.make_batch(n, threads=self.threads)
+        return self._envs[n]
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+    def init_params(self, seed: int) -> Params:
+        """Fresh parameters for this family's observation and action sizes."""
+        c = self.config
+        return init_params(self.obs_dim, self.act_dim, c.hidden, c.log_std_init, seed)
+
+    # ---------------------------------------------------------------------------------------
+    def adapt(
+        self,
+        theta: Params,
+        tasks: Sequence[Task],
+        steps: int,
+        episodes: int,
+        norm: RunningNorm,
+        seed: Sequence[int] | int,
+    ) -> AdaptResult:
+        """Adapt a copy of ``theta`` to each task with ``steps`` updates of ``episodes`` episodes each.
+
+        Collects ``steps + 1`` batches per task: batch ``k`` is sampled after ``k`` updates, so
+        ``returns[k]`` is the return after ``k`` adaptation steps (the MAML/ProMP protocol).
+
+        Args:
+            theta: the meta-parameters (not modified).
+            tasks: one task per copy.
+            steps: inner updates ``K``.
+            episodes: episodes per update.
+            norm: observation normaliser, frozen during adaptation.
+            seed: entropy for initial states and action noise (e.g. ``(seed, iteration)``).
+        """
+        T, E = len(tasks), episodes
+        ss = np.random.SeedSequence(seed)
+        env_rng = np.random.default_rng(ss.spawn(1)[0])
+        gen = torch.Generator().manual_seed(int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63)))
+        env = self._env(T * E)
+        env.set_tasks([t for t in tasks for _ in range(E)])
+        params = stack(theta, T)
+        updater = _Updater(self.config, params)
+        returns, pl, vl = [], [], []
+        steps_total, obs_sum, obs_sq, obs_n = 0, 0.0, 0.0, 0
+        for k in range(steps + 1):
+            ro = collect(params, norm, env, E, env_rng, gen)
+            returns.append(ro.episode_returns.mean(1))
+            steps_total += ro.env_steps
+            obs_sum, obs_sq, obs_n = obs_sum + ro.obs_sum, obs_sq + ro.obs_sq_sum, obs_n + ro.obs_count
+            if k < steps:
+                p, v = updater.update(ro, gen)
+                pl.append(p)
+                vl.append(v)
+        return AdaptResult(
+            params=unstack(params),
+            returns=torch.stack(returns),
+            policy_loss=float(np.mean(pl)) if pl else 0.0,
+            value_loss=float(np.mean(vl)) if vl else 0.0,
+            env_steps=steps_total,
+            obs_sum=obs_sum,
+            obs_sq_sum=obs_sq,
+            obs_count=obs_n,
+        )
+
+
+def _clip_grad_per_task(params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """Scale each task's gradient (slice ``t`` of every tensor) to global norm ``<= max_norm``."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads or max_norm <= 0:
+        return
+    sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+    scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
+class _Updater:
+    """The inner-loop optimiser(s) for one adaptation of stacked parameters."""
+
+    def __init__(self, config: PGConfig, params: Params) -> None:
+        self.c = config
+        self.params = params
+        self.pi = [v for k, v in params.items() if not k.startswith("vf.")]
+        self.vf = [v for k, v in params.items() if k.startswith("vf.")]
+        if config.algo == "ppo":
+            self.opt = torch.optim.Adam(self.pi + self.vf, lr=config.lr, eps=1e-5)
+        elif config.algo == "vpg":
+            self.opt = torch.optim.SGD(self.pi, lr=config.lr)
+            self.vf_opt = torch.optim.Adam(self.vf, lr=config.value_lr, eps=1e-5)
+        else:
+            raise ValueError(f"unknown algorithm {config.algo!r}; choose 'ppo' or 'vpg'")
+
+    def update(self, ro: Rollout, gen: torch.Generator) -> tuple[float, float]:
+        adv, ret = gae(ro, self.c.gamma, self.c.gae_lambda)
+        T = adv.shape[0]
+        flat = lambda x: x.reshape(T, -1, *x.shape[3:])  # noqa: E731  (T, E*H, ...)
+        obs, act, logp_old = flat(ro.obs), flat(ro.actions), flat(ro.log_probs)
+        adv, ret, alive = flat(adv), flat(ret), flat(ro.alive)
+        n_alive = alive.sum(1, keepdim=True).clamp_min(1.0)
+        mean_adv = (adv * alive).sum(1, keepdim=True) / n_alive
+        std_adv = (((adv - mean_adv) * alive).pow(2).sum(1, keepdim=True) / n_alive).sqrt()
+        adv = (adv - mean_adv) / (std_adv + 1e-8) * alive
+        if self.c.algo == "vpg":
+            return self._vpg(obs, act, adv, ret, alive)
+        return self._ppo(obs, act, logp_old, adv, ret, alive, gen)
+
+    def _losses(
+        self, obs: torch.Tensor, act: torch.Tensor, alive: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p = self.params
+        mean = mlp(p, "pi", obs)
+        log_std = p["log_std"].unsqueeze(1)
+        logp = gaussian_log_prob(mean, log_std, act)
+        value = mlp(p, "vf", obs).squeeze(-1)
+        entropy = (log_std + 0.5 * (1.0 + np.log(2 * np.pi))).sum(-1)  # (T, 1)
+        return logp, value, entropy
+
+    def _vpg(self, obs, act, adv, ret, alive) -> tuple[float, float]:  # noqa: ANN001
+        n = alive.sum(1).clamp_min(1.0)
+        logp, _, entropy = self._losses(obs, act, alive)
+        per_task = -(logp * adv).sum(1) / n - self.c.ent_coef * entropy.squeeze(1)
+        self.opt.zero_grad()
+        per_task.sum().backward()
+        _clip_grad_per_task(self.pi, self.c.max_grad_norm)
+        self.opt.step()
+        vloss = 0.0
+        for _ in range(self.c.value_epochs):
+            value = mlp(self.params, "vf", obs).squeeze(-1)
+            v_task = 0.5 * ((value - ret).pow(2) * alive).sum(1) / n
+            self.vf_opt.zero_grad()
+            v_task.sum().backward()
+            self.vf_opt.step()
+            vloss = float(v_task.mean().detach())
+        return float(per_task.mean().detach()), vloss
+
+    def _ppo(self, obs, act, logp_old, adv, ret, alive, gen) -> tuple[float, float]:  # noqa: ANN001
+        c = self.c
+        N = obs.shape[1]
+        mb = max(1, N // c.minibatches)
+        pls, vls = [], []
+        for _ in range(c.epochs):
+            perm = torch.randperm(N, generator=gen)
+            for start in range(0, N - mb + 1, mb):
+                idx = perm[start : start + mb]
+                a_mb = alive[:, idx]
+                n = a_mb.sum(1).clamp_min(1.0)
+                logp, value, entropy = self._losses(obs[:, idx], act[:, idx], a_mb)
+                ratio = torch.exp(logp - logp_old[:, idx])
+                adv_mb = adv[:, idx]
+                surr = torch.min(ratio * adv_mb, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * adv_mb)
+                pl = -(surr * a_mb).sum(1) / n - c.ent_coef * entropy.squeeze(1)
+                vl = 0.5 * ((value - ret[:, idx]).pow(2) * a_mb).sum(1) / n
+                self.opt.zero_grad()
+                (pl + c.vf_coef * vl).sum().backward()
+                _clip_grad_per_task(self.pi + self.vf, c.max_grad_norm)
+                self.opt.step()
+                pls.append(float(pl.mean().detach()))
+                vls.append(float(vl.mean().detach()))
+        return float(np.mean(pls)), float(np.mean(vls))

@@ -1,0 +1,146 @@
+"""Meta-training configuration: one dataclass, per-family presets, and the argparse built from both.
+
+The defaults live once, in :class:`TrainConfig`; a family's preset overrides some of them; flags given
+on the command line override the preset. ``--help`` is generated from the field docs below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from typing import Any
+
+from .envs import FAMILIES, get_family
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work (the message names the flag and the fix)."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a meta-training run (saved as ``config.json`` in the run folder)."""
+
+    env: str = _f("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
+    agent: str = _f("ppo", "inner-loop agent: 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step)",
+                    choices=("ppo", "vpg"))
+    meta_iters: int = _f(300, "meta-iterations (Reptile updates) in the run")
+    meta_batch: int = _f(10, "tasks adapted per meta-iteration")
+    inner_steps: int = _f(3, "inner adaptation updates K per task")
+    episodes_per_step: int = _f(20, "episodes collected per inner update (and per evaluation step)")
+    meta_step: float = _f(1.0, "Reptile outer step size ε at the first iteration")
+    meta_step_final: float = _f(0.0, "ε at the last iteration (linear annealing)")
+    inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg)")
+    ppo_epochs: int = _f(5, "ppo: passes over each batch")
+    minibatches: int = _f(4, "ppo: minibatches per pass")
+    clip_range: float = _f(0.2, "ppo: clipping range of the probability ratio")
+    gamma: float = _f(0.99, "discount factor")
+    gae_lambda: float = _f(0.95, "GAE lambda")
+    max_grad_norm: float = _f(0.5, "per-task gradient norm clip (0 disables)")
+    vf_coef: float = _f(0.5, "ppo: value loss coefficient")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient")
+    value_lr: float = _f(1e-2, "vpg: Adam learning rate of the value baseline fit")
+    value_epochs: int = _f(5, "vpg: Adam steps of the value baseline fit per batch")
+    hidden: tuple[int, ...] = _f((64, 64), "hidden layer widths, comma separated (e.g. 64,64)")
+    log_std_init: float = _f(-0.5, "initial log standard deviation of the Gaussian policy")
+    seed: int = _f(0, "meta-training seed (task draws, initial states, action noise, initialisation)")
+    eval_every: int = _f(25, "evaluate on held-out meta-test tasks every N iterations (0: only at the end)")
+    eval_tasks: int = _f(40, "held-out tasks used by the periodic evaluation (at most the family's 40)")
+    eval_steps: int = _f(3, "adaptation steps in the evaluation (returns after k = 0..N steps)")
+    eval_seed: int = _f(1000, "evaluation seed, separate from the training seed")
+    checkpoint_every: int = _f(50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten "
+                               "after every iteration)")
+    threads: int = _f(0, "threads stepping the simulator (0: all CPU cores)")
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on values that cannot work."""
+        get_family(self.env)  # KeyError with the known families
+        positive = ["meta_iters", "meta_batch", "episodes_per_step", "ppo_epochs", "minibatches", "eval_tasks"]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "value_epochs"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"--{f.name.replace('_', '-')} must be finite, got {v}")
+        if self.inner_lr <= 0:
+            raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ConfigError(f"--hidden needs positive widths such as 64,64, got {self.hidden}")
+        if self.agent not in ("ppo", "vpg"):
+            raise ConfigError(f"--agent must be 'ppo' or 'vpg', got {self.agent!r}")
+
+    @property
+    def family_name(self) -> str:
+        return get_family(self.env).family_name
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = tuple(int(h) for h in d["hidden"])
+        return cls(**d)
+
+
+#: Per-family overrides of the defaults, printed at the start of a run.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The prototype's settings (design.md): meta-batch 10, K=3 PPO updates of 20 episodes, Adam 3e-3.
+    "HalfCheetahVel": dict(meta_iters=300, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3),
+    "HalfCheetahDir": dict(meta_iters=300, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3),
+    # Cheap point robot: 100-step episodes, larger steps.
+    "Navigation2D": dict(meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=1e-2,
+                         eval_every=20),
+}
+
+
+def preset(env: str) -> dict[str, Any]:
+    """The preset overrides of the family named by ``env``."""
+    return dict(PRESETS.get(get_family(env).family_name, {}))
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 64,64, got {text!r}") from None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field, defaulting to None (= use the preset or default)."""
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _parse_hidden if f.name == "hidden" else type(f.default)
+        default = ",".join(map(str, f.default)) if f.name == "hidden" else f.default
+        kwargs: dict[str, Any] = dict(type=kind, default=None, help=f"{f.metadata['help']} (default: {default})")
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        if f.name == "env":
+            kwargs["help"] = f"{f.metadata['help']}; one of {', '.join(FAMILIES)} (default: {default})"
+        parser.add_argument(flag, **kwargs)
+
+
+def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
+    """Defaults ← family preset ← flags given. Returns the config and the preset that was applied."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    env = given.get("env", TrainConfig.env)
+    overrides = preset(env)
+    cfg = TrainConfig(**{**overrides, **given})
+    cfg.validate()
+    return cfg, overrides

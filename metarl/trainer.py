@@ -1,0 +1,184 @@
+"""The meta-training loop: sample a meta-batch, adapt with the agent, move θ with Reptile, evaluate.
+
+Every random draw of iteration ``i`` derives from ``(seed, i)`` (numpy ``SeedSequence``), so a run
+stopped after iteration ``i`` and resumed from its checkpoint ends with exactly the parameters of a
+run that went straight through; the checkpoint needs no RNG state beyond the seed and the iteration.
+This module writes no files: the CLI does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import reptile
+from .agents import PGAgent, PGConfig, RunningNorm
+from .agents.policy import Params
+from .checkpoint import CheckpointError
+from .config import TrainConfig
+from .envs import Task, get_family
+
+
+class DivergenceError(RuntimeError):
+    """A non-finite loss, return or parameter; the message names the iteration and the quantity."""
+
+
+def make_agent(cfg: TrainConfig) -> PGAgent:
+    """The inner-loop agent a config describes."""
+    pg = PGConfig(
+        algo=cfg.agent,  # type: ignore[arg-type]
+        lr=cfg.inner_lr,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        epochs=cfg.ppo_epochs,
+        minibatches=cfg.minibatches,
+        clip_range=cfg.clip_range,
+        vf_coef=cfg.vf_coef,
+        ent_coef=cfg.ent_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        value_lr=cfg.value_lr,
+        value_epochs=cfg.value_epochs,
+        hidden=tuple(cfg.hidden),
+        log_std_init=cfg.log_std_init,
+    )
+    return PGAgent(get_family(cfg.env), pg, threads=cfg.threads or None)
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Adaptation curves on held-out tasks: ``returns[k, j]`` after k steps on task j."""
+
+    tasks: list[Task]
+    returns: np.ndarray
+    env_steps: int
+    seconds: float
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.returns.mean(1)
+
+
+class MetaTrainer:
+    """Batched Reptile around a policy-gradient agent.
+
+    Args:
+        config: the run's configuration (validated).
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        config.validate()
+        self.config = config
+        self.family = get_family(config.env)
+        self.agent = make_agent(config)
+        self.theta: Params = self.agent.init_params(config.seed)
+        self.norm = RunningNorm(self.agent.obs_dim)
+        self.iteration = 0
+        self.env_steps = 0
+
+    def close(self) -> None:
+        self.agent.close()
+
+    def step_size(self) -> float:
+        c = self.config
+        return reptile.linear_schedule(c.meta_step, c.meta_step_final, self.iteration, c.meta_iters)
+
+    def train_iteration(self) -> dict[str, float]:
+        """One meta-iteration; returns the scalars logged for it."""
+        c, i = self.config, self.iteration
+        t0 = time.perf_counter()
+        tasks = self.family.sample_tasks(c.meta_batch, np.random.default_rng([c.seed, i, 0]))
+        res = self.agent.adapt(self.theta, tasks, c.inner_steps, c.episodes_per_step, self.norm, seed=(c.seed, i, 1))
+        eps = self.step_size()
+        theta, stats = reptile.reptile_step(self.theta, res.params, eps)
+        metrics = {
+            "adapt/return_pre": float(res.returns[0].mean()),
+            "adapt/return_post": float(res.returns[-1].mean()),
+            "loss/policy": res.policy_loss,
+            "loss/value": res.value_loss,
+            "meta/update_norm": stats.update_norm,
+            "meta/adapted_distance": stats.adapted_distance,
+        }
+        self._check_finite(metrics, theta)
+        self.theta = theta
+        self.norm.update(res.obs_sum, res.obs_sq_sum, res.obs_count)
+        self.iteration += 1
+        self.env_steps += res.env_steps
+        seconds = time.perf_counter() - t0
+        metrics.update(
+            {
+                "meta/step_size": eps,
+                "meta/policy_std": float(self.theta["log_std"].exp().mean()),
+                "time/env_steps_per_s": res.env_steps / seconds,
+                "time/env_steps_total": float(self.env_steps),
+                "time/iteration_s": seconds,
+            }
+        )
+        return metrics
+
+    def _check_finite(self, metrics: dict[str, float], theta: Params) -> None:
+        where = f"meta-iteration {self.iteration + 1}"
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise DivergenceError(f"{name} is {value} at {where}; the last good checkpoint is kept")
+        for name, value in theta.items():
+            if not torch.isfinite(value).all():
+                raise DivergenceError(f"parameter {name} is not finite at {where}; the last good checkpoint is kept")
+
+    def evaluate(
+        self,
+        tasks: list[Task] | None = None,
+        steps: int | None = None,
+        episodes: int | None = None,
+        seed: int | None = None,
+    ) -> EvalResult:
+        """Adapt θ to held-out tasks and report the return after each of k = 0..steps updates.
+
+        Args:
+            tasks: defaults to the first ``eval_tasks`` of the family's meta-test set.
+            steps: adaptation steps (default ``eval_steps``).
+            episodes: episodes per step (default ``episodes_per_step``).
+            seed: evaluation seed (default ``eval_seed``); the same at every evaluation of a run.
+        """
+        c = self.config
+        tasks = tasks if tasks is not None else self.family.meta_test_tasks()[: c.eval_tasks]
+        t0 = time.perf_counter()
+        res = self.agent.adapt(
+            self.theta,
+            tasks,
+            c.eval_steps if steps is None else steps,
+            c.episodes_per_step if episodes is None else episodes,
+            self.norm,
+            seed=(c.eval_seed if seed is None else seed,),
+        )
+        return EvalResult(list(tasks), res.returns.numpy().astype(np.float64), res.env_steps, time.perf_counter() - t0)
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run: plain tensors and JSON-able values."""
+        return {
+            "family": self.family.family_name,
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "config": self.config.to_dict(),
+            "theta": {k: v.detach().clone() for k, v in self.theta.items()},
+            "normalizer": self.norm.state_dict(),
+            # Randomness is derived from (seed, iteration): this is the whole RNG state.
+            "rng": {"seed": self.config.seed, "next_iteration": self.iteration},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Restore from :meth:`state_dict` output, checking family and parameter shapes."""
+        if state["family"] != self.family.family_name:
+            raise CheckpointError(f"{source}: checkpoint of family {state['family']}, not {self.family.family_name}")
+        theta = state["theta"]
+        if set(theta) != set(self.theta) or any(theta[k].shape != self.theta[k].shape for k in self.theta):
+            raise CheckpointError(f"{source}: parameter shapes do not match this configuration (network sizes differ)")
+        self.theta = {k: theta[k].detach().clone().float() for k in self.theta}
+        self.norm.load_state_dict(state["normalizer"])
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])

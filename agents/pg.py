@@ -101,7 +101,7 @@ class PGAgent:
         steps: int,
         episodes: int,
         norm: RunningNorm,
-        seed: Sequence[int] | int,
+        seeds: Sequence[Sequence[int] | int],
     ) -> AdaptResult:
         """Adapt a copy of ``theta`` to each task with ``steps`` updates of ``episodes`` episodes each.
 
@@ -114,12 +114,19 @@ class PGAgent:
             steps: inner updates ``K``.
             episodes: episodes per update.
             norm: observation normaliser, frozen during adaptation.
-            seed: entropy for initial states and action noise (e.g. ``(seed, iteration)``).
+            seeds: one seed (int or tuple of ints) per task, e.g. ``(seed, iteration, task_index)``.
+                Everything random about task ``t`` (initial states, action noise, minibatch order)
+                derives from ``seeds[t]`` alone, so results do not depend on how tasks are grouped
+                into batches or worker processes.
         """
         T, E = len(tasks), episodes
-        ss = np.random.SeedSequence(seed)
-        env_rng = np.random.default_rng(ss.spawn(1)[0])
-        gen = torch.Generator().manual_seed(int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63)))
+        if len(seeds) != T:
+            raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")
+        env_rngs, gens = [], []
+        for s in seeds:
+            ss = np.random.SeedSequence(s)
+            env_rngs.extend(np.random.default_rng(c) for c in ss.spawn(E))
+            gens.append(torch.Generator().manual_seed(int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63))))
         env = self._env(T * E)
         env.set_tasks([t for t in tasks for _ in range(E)])
         params = stack(theta, T)
@@ -127,12 +134,12 @@ class PGAgent:
         returns, pl, vl = [], [], []
         steps_total, obs_sum, obs_sq, obs_n = 0, 0.0, 0.0, 0
         for k in range(steps + 1):
-            ro = collect(params, norm, env, E, env_rng, gen)
+            ro = collect(params, norm, env, E, env_rngs, gens)
             returns.append(ro.episode_returns.mean(1))
             steps_total += ro.env_steps
             obs_sum, obs_sq, obs_n = obs_sum + ro.obs_sum, obs_sq + ro.obs_sq_sum, obs_n + ro.obs_count
             if k < steps:
-                p, v = updater.update(ro, gen)
+                p, v = updater.update(ro, gens)
                 pl.append(p)
                 vl.append(v)
         return AdaptResult(
@@ -174,7 +181,7 @@ class _Updater:
         else:
             raise ValueError(f"unknown algorithm {config.algo!r}; choose 'ppo' or 'vpg'")
 
-    def update(self, ro: Rollout, gen: torch.Generator) -> tuple[float, float]:
+    def update(self, ro: Rollout, gens: Sequence[torch.Generator]) -> tuple[float, float]:
         adv, ret = gae(ro, self.c.gamma, self.c.gae_lambda)
         T = adv.shape[0]
         flat = lambda x: x.reshape(T, -1, *x.shape[3:])  # noqa: E731  (T, E*H, ...)
@@ -186,7 +193,7 @@ class _Updater:
         adv = (adv - mean_adv) / (std_adv + 1e-8) * alive
         if self.c.algo == "vpg":
             return self._vpg(obs, act, adv, ret, alive)
-        return self._ppo(obs, act, logp_old, adv, ret, alive, gen)
+        return self._ppo(obs, act, logp_old, adv, ret, alive, gens)
 
     def _losses(
         self, obs: torch.Tensor, act: torch.Tensor, alive: torch.Tensor
@@ -217,23 +224,24 @@ class _Updater:
             vloss = float(v_task.mean().detach())
         return float(per_task.mean().detach()), vloss
 
-    def _ppo(self, obs, act, logp_old, adv, ret, alive, gen) -> tuple[float, float]:  # noqa: ANN001
+    def _ppo(self, obs, act, logp_old, adv, ret, alive, gens) -> tuple[float, float]:  # noqa: ANN001
         c = self.c
-        N = obs.shape[1]
+        T, N = obs.shape[:2]
         mb = max(1, N // c.minibatches)
+        rows = torch.arange(T).unsqueeze(1)
         pls, vls = [], []
         for _ in range(c.epochs):
-            perm = torch.randperm(N, generator=gen)
+            perm = torch.stack([torch.randperm(N, generator=g) for g in gens])  # own order per task
             for start in range(0, N - mb + 1, mb):
-                idx = perm[start : start + mb]
-                a_mb = alive[:, idx]
+                idx = (rows, perm[:, start : start + mb])
+                a_mb = alive[idx]
                 n = a_mb.sum(1).clamp_min(1.0)
-                logp, value, entropy = self._losses(obs[:, idx], act[:, idx], a_mb)
-                ratio = torch.exp(logp - logp_old[:, idx])
-                adv_mb = adv[:, idx]
+                logp, value, entropy = self._losses(obs[idx], act[idx], a_mb)
+                ratio = torch.exp(logp - logp_old[idx])
+                adv_mb = adv[idx]
                 surr = torch.min(ratio * adv_mb, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * adv_mb)
                 pl = -(surr * a_mb).sum(1) / n - c.ent_coef * entropy.squeeze(1)
-                vl = 0.5 * ((value - ret[:, idx]).pow(2) * a_mb).sum(1) / n
+                vl = 0.5 * ((value - ret[idx]).pow(2) * a_mb).sum(1) / n
                 self.opt.zero_grad()
                 (pl + c.vf_coef * vl).sum().backward()
                 _clip_grad_per_task(self.pi + self.vf, c.max_grad_norm)

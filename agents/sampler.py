@@ -8,6 +8,7 @@ at a time through Python beyond the MuJoCo call itself.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -47,8 +48,8 @@ def collect(
     norm: RunningNorm,
     env: BatchEnv,
     episodes: int,
-    rng: np.random.Generator,
-    generator: torch.Generator,
+    rngs: Sequence[np.random.Generator],
+    generators: Sequence[torch.Generator],
     deterministic: bool = False,
 ) -> Rollout:
     """Run one episode in every copy of ``env`` with the stacked policies ``params``.
@@ -59,8 +60,9 @@ def collect(
         norm: observation normaliser (read only).
         env: the batched env, tasks already set.
         episodes: episodes per task ``E``.
-        rng: generator of the initial states.
-        generator: torch generator of the action noise.
+        rngs: one generator of initial states per env copy.
+        generators: one torch generator of action noise per task, so that a task's samples do not
+            depend on which other tasks share the batch.
         deterministic: act with the mean instead of sampling.
     """
     T = next(iter(params.values())).shape[0]
@@ -81,7 +83,7 @@ def collect(
     log_std = params["log_std"].unsqueeze(1)  # (T, 1, A)
     std = log_std.exp()
 
-    raw = env.reset(rng)
+    raw = env.reset(rngs)
     for h in range(H):
         raw64 = torch.from_numpy(raw).view(T, E, od)
         obs_sum += (raw64 * alive.unsqueeze(-1).double()).sum((0, 1))
@@ -92,7 +94,8 @@ def collect(
         if deterministic:
             action = mean
         else:
-            action = mean + std * torch.randn(mean.shape, generator=generator)
+            noise = torch.stack([torch.randn(E, ad, generator=g) for g in generators])
+            action = mean + std * noise
         obs_buf[:, :, h] = x
         act_buf[:, :, h] = action
         logp_buf[:, :, h] = gaussian_log_prob(mean, log_std, action)

@@ -88,8 +88,12 @@ class BatchEnv:
         """Give copy ``i`` the task ``tasks[i]``; takes effect at the next ``reset``."""
         raise NotImplementedError
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Start new episodes in every copy; returns observations ``(num_envs, obs_dim)``."""
+    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """Start new episodes in every copy, copy ``i`` drawing its initial state from ``rngs[i]``.
+
+        One generator per copy makes a copy's episodes independent of which batch it runs in.
+        Returns observations ``(num_envs, obs_dim)``.
+        """
         raise NotImplementedError
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,12 +272,14 @@ class MujocoBatchEnv(BatchEnv):
                 raise TaskError(f"{self.template.family_name} takes a {self.template.task_type.__name__}")
         self.task_params = np.stack([t.vector() for t in tasks])
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        qpos, qvel = self.template._batch_reset(rng, self.num_envs)
+    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        if len(rngs) != self.num_envs:
+            raise ValueError(f"reset got {len(rngs)} generators for {self.num_envs} envs")
         for i, d in enumerate(self.datas):
+            qpos, qvel = self.template._batch_reset(rngs[i], 1)
             mujoco.mj_resetData(self.model, d)
-            d.qpos[:] = qpos[i]
-            d.qvel[:] = qvel[i]
+            d.qpos[:] = qpos[0]
+            d.qvel[:] = qvel[0]
             mujoco.mj_forward(self.model, d)
             self.qpos[i] = d.qpos
             self.qvel[i] = d.qvel

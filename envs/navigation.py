@@ -94,7 +94,7 @@ class PointBatchEnv(BatchEnv):
             raise ValueError(f"set_tasks got {len(tasks)} tasks for {self.num_envs} envs")
         self.goals = np.stack([t.vector() for t in tasks])
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
+    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         self.pos = np.zeros((self.num_envs, 2))
         return self.pos.copy()
 

@@ -55,7 +55,9 @@ class TrainConfig:
     eval_seed: int = _f(1000, "evaluation seed, separate from the training seed")
     checkpoint_every: int = _f(50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten "
                                "after every iteration)")
-    threads: int = _f(0, "threads stepping the simulator (0: all CPU cores)")
+    workers: int = _f(0, "worker processes adapting the meta-batch's tasks in parallel (0: one per CPU core; "
+                      "1: in this process); results are identical for any number")
+    threads: int = _f(0, "threads stepping the simulator in each worker (0: all cores with --workers 1, else 1)")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on values that cannot work."""
@@ -64,7 +66,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "value_epochs"]:
+        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "value_epochs",
+                     "workers"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for f in dataclasses.fields(self):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -21,7 +20,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, add_config_arguments, resolve
 
 #: Flags that may change when resuming (they do not change what the run computes).
-RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads")
+RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ This module writes no files: the CLI does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 
 from . import reptile
 from .agents import PGAgent, PGConfig, RunningNorm
+from .agents.parallel import ParallelAgent, default_workers
 from .agents.policy import Params
 from .checkpoint import CheckpointError
 from .config import TrainConfig
@@ -28,8 +30,8 @@ class DivergenceError(RuntimeError):
     """A non-finite loss, return or parameter; the message names the iteration and the quantity."""
 
 
-def make_agent(cfg: TrainConfig) -> PGAgent:
-    """The inner-loop agent a config describes."""
+def make_agent(cfg: TrainConfig, threads: int | None = None) -> PGAgent:
+    """The in-process inner-loop agent a config describes."""
     pg = PGConfig(
         algo=cfg.agent,  # type: ignore[arg-type]
         lr=cfg.inner_lr,
@@ -46,7 +48,27 @@ def make_agent(cfg: TrainConfig) -> PGAgent:
         hidden=tuple(cfg.hidden),
         log_std_init=cfg.log_std_init,
     )
-    return PGAgent(get_family(cfg.env), pg, threads=cfg.threads or None)
+    return PGAgent(get_family(cfg.env), pg, threads=threads)
+
+
+def _agent_from_dict(cfg: dict[str, Any], threads: int) -> PGAgent:  # picklable factory for workers
+    return make_agent(TrainConfig.from_dict(cfg), threads)
+
+
+def make_adapter(cfg: TrainConfig) -> tuple[PGAgent, PGAgent | ParallelAgent]:
+    """The local agent (sizes, initialisation) and the one that adapts (itself, or worker processes).
+
+    ``workers`` (0: one per core) only changes speed: results are identical for any number.
+    """
+    workers = cfg.workers or default_workers()
+    if workers <= 1:
+        local = make_agent(cfg, cfg.threads or None)
+        return local, local
+    local = make_agent(cfg, 1)
+    threads = cfg.threads or 1
+    remote = ParallelAgent(functools.partial(_agent_from_dict, cfg.to_dict(), threads), workers,
+                           local.obs_dim, local.act_dim)
+    return local, remote
 
 
 @dataclasses.dataclass
@@ -74,14 +96,15 @@ class MetaTrainer:
         config.validate()
         self.config = config
         self.family = get_family(config.env)
-        self.agent = make_agent(config)
-        self.theta: Params = self.agent.init_params(config.seed)
-        self.norm = RunningNorm(self.agent.obs_dim)
+        self.local_agent, self.agent = make_adapter(config)
+        self.theta: Params = self.local_agent.init_params(config.seed)
+        self.norm = RunningNorm(self.local_agent.obs_dim)
         self.iteration = 0
         self.env_steps = 0
 
     def close(self) -> None:
         self.agent.close()
+        self.local_agent.close()
 
     def step_size(self) -> float:
         c = self.config
@@ -92,7 +115,8 @@ class MetaTrainer:
         c, i = self.config, self.iteration
         t0 = time.perf_counter()
         tasks = self.family.sample_tasks(c.meta_batch, np.random.default_rng([c.seed, i, 0]))
-        res = self.agent.adapt(self.theta, tasks, c.inner_steps, c.episodes_per_step, self.norm, seed=(c.seed, i, 1))
+        seeds = [(c.seed, i, 1, t) for t in range(len(tasks))]
+        res = self.agent.adapt(self.theta, tasks, c.inner_steps, c.episodes_per_step, self.norm, seeds)
         eps = self.step_size()
         theta, stats = reptile.reptile_step(self.theta, res.params, eps)
         metrics = {
@@ -153,7 +177,7 @@ class MetaTrainer:
             c.eval_steps if steps is None else steps,
             c.episodes_per_step if episodes is None else episodes,
             self.norm,
-            seed=(c.eval_seed if seed is None else seed,),
+            [(c.eval_seed if seed is None else seed, j) for j in range(len(tasks))],
         )
         return EvalResult(list(tasks), res.returns.numpy().astype(np.float64), res.env_steps, time.perf_counter() - t0)
 

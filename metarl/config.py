@@ -27,8 +27,9 @@ class TrainConfig:
     """Everything that defines a meta-training run (saved as ``config.json`` in the run folder)."""
 
     env: str = _f("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
-    agent: str = _f("ppo", "inner-loop agent: 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step)",
-                    choices=("ppo", "vpg"))
+    agent: str = _f(
+        "ppo", "inner-loop agent: 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step)", choices=("ppo", "vpg")
+    )
     meta_iters: int = _f(300, "meta-iterations (Reptile updates) in the run")
     meta_batch: int = _f(10, "tasks adapted per meta-iteration")
     inner_steps: int = _f(3, "inner adaptation updates K per task")
@@ -53,10 +54,14 @@ class TrainConfig:
     eval_tasks: int = _f(40, "held-out tasks used by the periodic evaluation (at most the family's 40)")
     eval_steps: int = _f(3, "adaptation steps in the evaluation (returns after k = 0..N steps)")
     eval_seed: int = _f(1000, "evaluation seed, separate from the training seed")
-    checkpoint_every: int = _f(50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten "
-                               "after every iteration)")
-    workers: int = _f(0, "worker processes adapting the meta-batch's tasks in parallel (0: one per CPU core; "
-                      "1: in this process); results are identical for any number")
+    checkpoint_every: int = _f(
+        50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten after every iteration)"
+    )
+    workers: int = _f(
+        0,
+        "worker processes adapting the meta-batch's tasks in parallel (0: one per CPU core; "
+        "1: in this process); results are identical for any number",
+    )
     threads: int = _f(0, "threads stepping the simulator in each worker (0: all cores with --workers 1, else 1)")
 
     def validate(self) -> None:
@@ -66,8 +71,15 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "value_epochs",
-                     "workers"]:
+        for name in [
+            "inner_steps",
+            "eval_every",
+            "eval_steps",
+            "checkpoint_every",
+            "threads",
+            "value_epochs",
+            "workers",
+        ]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for f in dataclasses.fields(self):
@@ -108,8 +120,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "HalfCheetahVel": dict(meta_iters=300, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3),
     "HalfCheetahDir": dict(meta_iters=300, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3),
     # Cheap point robot: 100-step episodes, larger steps.
-    "Navigation2D": dict(meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=1e-2,
-                         eval_every=20),
+    "Navigation2D": dict(
+        meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=1e-2, eval_every=20
+    ),
 }
 
 
@@ -141,7 +154,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
     """Defaults ← family preset ← flags given. Returns the config and the preset that was applied."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
+    }
     env = given.get("env", TrainConfig.env)
     overrides = preset(env)
     cfg = TrainConfig(**{**overrides, **given})

@@ -30,10 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Flags not given take the family's preset, then the defaults shown.",
     )
     add_config_arguments(p)
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="output folder (default: runs/<env>__<agent>__s<seed>__<time>); must not hold another run")
-    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from checkpoints/latest.pt; --meta-iters sets a new total")
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/<env>__<agent>__s<seed>__<time>); must not hold another run",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from checkpoints/latest.pt; --meta-iters sets a new total",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -93,7 +102,9 @@ def _new_run(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], Pat
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / f"{cfg.family_name}__{cfg.agent}__s{cfg.seed}__{stamp}"
     if (run_dir / "config.json").exists() or (run_dir / "checkpoints").exists():
-        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir")
+        raise ConfigError(
+            f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir"
+        )
     return cfg, overrides, run_dir
 
 
@@ -114,9 +125,9 @@ def _resume_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, 
             changes[f] = value
     fixed = [f for f in vars(TrainConfig()) if getattr(args, f, None) is not None and f not in RESUMABLE_OVERRIDES]
     if fixed:
+        allowed = ", ".join("--" + f.replace("_", "-") for f in RESUMABLE_OVERRIDES)
         raise ConfigError(
-            f"--resume keeps the run's configuration; only {', '.join('--' + f.replace('_', '-') for f in RESUMABLE_OVERRIDES)}"
-            f" may change (got --{fixed[0].replace('_', '-')})"
+            f"--resume keeps the run's configuration; only {allowed} may change (got --{fixed[0].replace('_', '-')})"
         )
     cfg = TrainConfig(**{**cfg.to_dict(), "hidden": tuple(cfg.hidden), **changes})
     cfg.validate()
@@ -164,15 +175,21 @@ def run(
             return _fail(str(e))
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"config": cfg.to_dict(), "family": cfg.family_name, "metarl_version": __version__,
-            "preset": overrides or {}, "command": sys.argv}
+    meta = {
+        "config": cfg.to_dict(),
+        "family": cfg.family_name,
+        "metarl_version": __version__,
+        "preset": overrides or {},
+        "command": sys.argv,
+    }
     if state is None:
         (run_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(f"metarl.train: {cfg.family_name} preset {json.dumps(overrides or {})}")
         print(f"metarl.train: run folder {run_dir}")
     else:
-        (run_dir / "config.json").write_text(json.dumps({**json.loads((run_dir / "config.json").read_text()),
-                                                         "config": cfg.to_dict()}, indent=2) + "\n")
+        (run_dir / "config.json").write_text(
+            json.dumps({**json.loads((run_dir / "config.json").read_text()), "config": cfg.to_dict()}, indent=2) + "\n"
+        )
         print(f"metarl.train: resuming {run_dir} at iteration {trainer.iteration} of {cfg.meta_iters}")
     # purge_step drops events a crashed process logged after its last checkpoint
     writer = SummaryWriter(str(run_dir), purge_step=trainer.iteration if state is not None else None)
@@ -199,8 +216,10 @@ def run(
         writer.add_scalar("eval/env_steps_per_s", ev.env_steps / ev.seconds, trainer.iteration)
         if not quiet:
             curve = " -> ".join(f"{r:.1f}" for r in ev.mean)
-            print(f"\nmetarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve}",
-                  file=sys.stderr)
+            print(
+                f"\nmetarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve}",
+                file=sys.stderr,
+            )
 
     progress = Progress(cfg.meta_iters, trainer.iteration, enabled=not quiet)
     status = 0
@@ -222,8 +241,11 @@ def run(
             writer.flush()
             if stop["signal"] is not None:
                 name = signal.Signals(stop["signal"]).name
-                print(f"\nmetarl.train: stopped by {name} after iteration {it}; checkpoint saved. Resume with:\n"
-                      f"  python -m metarl.train --resume {run_dir}", file=sys.stderr)
+                print(
+                    f"\nmetarl.train: stopped by {name} after iteration {it}; checkpoint saved. Resume with:\n"
+                    f"  python -m metarl.train --resume {run_dir}",
+                    file=sys.stderr,
+                )
                 status = 130 if stop["signal"] == signal.SIGINT else 143
                 break
     except DivergenceError as e:

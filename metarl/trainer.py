@@ -66,8 +66,9 @@ def make_adapter(cfg: TrainConfig) -> tuple[PGAgent, PGAgent | ParallelAgent]:
         return local, local
     local = make_agent(cfg, 1)
     threads = cfg.threads or 1
-    remote = ParallelAgent(functools.partial(_agent_from_dict, cfg.to_dict(), threads), workers,
-                           local.obs_dim, local.act_dim)
+    remote = ParallelAgent(
+        functools.partial(_agent_from_dict, cfg.to_dict(), threads), workers, local.obs_dim, local.act_dim
+    )
     return local, remote
 
 

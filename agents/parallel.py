@@ -158,8 +158,8 @@ def _merge(results: list[AdaptResult]) -> AdaptResult:
         policy_loss=float(sum(r.policy_loss * k for r, k in zip(results, n)) / total),
         value_loss=float(sum(r.value_loss * k for r, k in zip(results, n)) / total),
         env_steps=sum(r.env_steps for r in results),
-        obs_sum=sum(r.obs_sum for r in results),  # type: ignore[arg-type]
-        obs_sq_sum=sum(r.obs_sq_sum for r in results),  # type: ignore[arg-type]
+        obs_sum=torch.cat([r.obs_sum for r in results]),
+        obs_sq_sum=torch.cat([r.obs_sq_sum for r in results]),
         obs_count=sum(r.obs_count for r in results),
     )
 

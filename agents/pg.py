@@ -56,7 +56,7 @@ class AdaptResult:
     policy_loss: float
     value_loss: float
     env_steps: int
-    obs_sum: torch.Tensor
+    obs_sum: torch.Tensor  # (T, obs_dim): per task, so merging batches never reorders float sums
     obs_sq_sum: torch.Tensor
     obs_count: int
 

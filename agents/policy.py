@@ -59,7 +59,14 @@ def mlp(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
     n = num_layers(params, prefix)
     for i in range(n):
         w, b = params[f"{prefix}.{i}.w"], params[f"{prefix}.{i}.b"]
-        x = torch.baddbmm(b.unsqueeze(-2), x, w) if x.dim() == 3 else torch.addmm(b, x, w)
+        if x.dim() != 3:
+            x = torch.addmm(b, x, w)
+        elif w.shape[-1] == 1:
+            # A one-column bmm takes a different (gemv) kernel when T == 1, whose rounding differs;
+            # multiply-and-sum keeps each task's result independent of how many tasks share the batch.
+            x = (x * w.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(-2)
+        else:
+            x = torch.baddbmm(b.unsqueeze(-2), x, w)
         if i < n - 1:
             x = torch.tanh(x)
     return x

@@ -28,7 +28,7 @@ class Rollout:
     values: torch.Tensor  # (T, E, H + 1): V(s_0..s_H) at collection time, for GAE
     alive: torch.Tensor  # 1.0 where the step happened (before any termination), else 0.0
     terminated: torch.Tensor  # 1.0 at the step whose transition ended the episode
-    obs_sum: torch.Tensor  # raw observation moments, for the trainer's normaliser update
+    obs_sum: torch.Tensor  # (T, obs_dim) raw observation moments per task, for the normaliser update
     obs_sq_sum: torch.Tensor
     obs_count: int
 
@@ -77,8 +77,8 @@ def collect(
     val_buf = torch.zeros(T, E, H + 1)
     alive_buf = torch.zeros(T, E, H)
     term_buf = torch.zeros(T, E, H)
-    obs_sum = torch.zeros(od, dtype=torch.float64)
-    obs_sq = torch.zeros(od, dtype=torch.float64)
+    obs_sum = torch.zeros(T, od, dtype=torch.float64)
+    obs_sq = torch.zeros(T, od, dtype=torch.float64)
     alive = torch.ones(T, E)
     log_std = params["log_std"].unsqueeze(1)  # (T, 1, A)
     std = log_std.exp()
@@ -86,8 +86,8 @@ def collect(
     raw = env.reset(rngs)
     for h in range(H):
         raw64 = torch.from_numpy(raw).view(T, E, od)
-        obs_sum += (raw64 * alive.unsqueeze(-1).double()).sum((0, 1))
-        obs_sq += (raw64.pow(2) * alive.unsqueeze(-1).double()).sum((0, 1))
+        obs_sum += (raw64 * alive.unsqueeze(-1).double()).sum(1)
+        obs_sq += (raw64.pow(2) * alive.unsqueeze(-1).double()).sum(1)
         x = norm(raw64.float())
         mean = mlp(params, "pi", x)  # (T, E, A)
         val_buf[:, :, h] = mlp(params, "vf", x).squeeze(-1)

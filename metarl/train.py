@@ -192,7 +192,7 @@ def run(
         )
         print(f"metarl.train: resuming {run_dir} at iteration {trainer.iteration} of {cfg.meta_iters}")
     # purge_step drops events a crashed process logged after its last checkpoint
-    writer = SummaryWriter(str(run_dir), purge_step=trainer.iteration if state is not None else None)
+    writer = SummaryWriter(str(run_dir), purge_step=trainer.iteration + 1 if state is not None else None)
     if state is None:
         writer.add_text("hyperparameters", _hparams_markdown(cfg), 0)
 

@@ -130,7 +130,7 @@ class MetaTrainer:
         }
         self._check_finite(metrics, theta)
         self.theta = theta
-        self.norm.update(res.obs_sum, res.obs_sq_sum, res.obs_count)
+        self.norm.update(res.obs_sum.sum(0), res.obs_sq_sum.sum(0), res.obs_count)
         self.iteration += 1
         self.env_steps += res.env_steps
         seconds = time.perf_counter() - t0

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from metarl.agents import PGAgent, PGConfig, RunningNorm
+from metarl.agents.policy import init_params, mlp, stack, unstack
+from metarl.envs import HalfCheetahVelEnv, Navigation2DEnv
+
+
+def test_stacked_mlp_equals_each_task_evaluated_alone():
+    p = init_params(5, 2, (8, 8), seed=0)
+    s = stack(p, 3)
+    with torch.no_grad():
+        s["pi.0.w"][1] += 0.5  # make task 1 differ
+    x = torch.randn(3, 4, 5)
+    out = mlp(s, "pi", x)
+    for t, single in enumerate(unstack(s)):
+        assert torch.allclose(out[t], mlp(single, "pi", x[t]), atol=1e-6)
+
+
+def test_running_norm_matches_numpy_moments():
+    data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
+    norm = RunningNorm(4)
+    for chunk in np.array_split(data, 7):
+        t = torch.from_numpy(chunk)
+        norm.update(t.sum(0), t.pow(2).sum(0), len(chunk))
+    assert np.allclose(norm.mean.numpy(), data.mean(0), atol=1e-3)
+    assert np.allclose(norm.var.numpy(), data.var(0), rtol=1e-3)
+
+
+@pytest.mark.parametrize("family", [Navigation2DEnv, HalfCheetahVelEnv])
+def test_adaptation_does_not_depend_on_how_tasks_are_batched(family):
+    agent = PGAgent(family, PGConfig(epochs=2, minibatches=2), threads=1)
+    theta = agent.init_params(0)
+    norm = RunningNorm(agent.obs_dim)
+    tasks = family.sample_tasks(4, np.random.default_rng(0))
+    seeds = [(5, t) for t in range(4)]
+    together = agent.adapt(theta, tasks, 2, 2, norm, seeds)
+    first = agent.adapt(theta, tasks[:2], 2, 2, norm, seeds[:2])
+    second = agent.adapt(theta, tasks[2:], 2, 2, norm, seeds[2:])
+    alone = agent.adapt(theta, tasks[3:], 2, 2, norm, seeds[3:])  # a batch of one takes other kernels
+    for a, b in zip(together.params, first.params + second.params):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(together.params[3][k], alone.params[0][k]) for k in theta)
+    assert torch.equal(together.returns, torch.cat([first.returns, second.returns], 1))
+    assert together.env_steps == 4 * 2 * 3 * family.horizon
+
+
+def test_adapt_leaves_theta_unchanged_and_moves_the_copies():
+    agent = PGAgent(Navigation2DEnv, PGConfig())
+    theta = agent.init_params(0)
+    before = {k: v.clone() for k, v in theta.items()}
+    res = agent.adapt(theta, Navigation2DEnv.sample_tasks(2, np.random.default_rng(0)), 1, 5, RunningNorm(2), [0, 1])
+    assert all(torch.equal(theta[k], before[k]) for k in theta)
+    assert any(not torch.equal(res.params[0][k], theta[k]) for k in theta)
+    assert res.returns.shape == (2, 2)
+
+
+@pytest.mark.parametrize("algo, lr", [("ppo", 1e-2), ("vpg", 0.05)])
+def test_inner_loop_learns_navigation(algo, lr):
+    """Navigation2D from scratch: a few updates of 20 episodes reliably raise the return."""
+    agent = PGAgent(Navigation2DEnv, PGConfig(algo=algo, lr=lr))
+    theta = agent.init_params(0)
+    tasks = Navigation2DEnv.sample_tasks(8, np.random.default_rng(3))
+    res = agent.adapt(theta, tasks, 4, 20, RunningNorm(2), [(9, t) for t in range(8)])
+    curve = res.returns.mean(1)
+    assert curve[-1] > curve[0] + 10, curve.tolist()

@@ -1,0 +1,213 @@
+import json
+import pickle
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import metarl  # noqa: F401  (registers the ids)
+from metarl.envs import (
+    FAMILIES,
+    DirectionTask,
+    GoalTask,
+    HalfCheetahDirEnv,
+    HalfCheetahVelEnv,
+    Navigation2DEnv,
+    TaskError,
+    VelocityTask,
+    env_id,
+    get_family,
+    load_mujoco_model,
+)
+
+NAMES = list(FAMILIES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_env_passes_for_every_registered_id(name):
+    env = gym.make(env_id(name))
+    assert env.spec.max_episode_steps == FAMILIES[name].horizon
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_module_prefixed_id_imports_and_registers():
+    env = gym.make("metarl.envs:metarl/HalfCheetahVel-v0")
+    assert isinstance(env.unwrapped, HalfCheetahVelEnv)
+
+
+def test_horizons_match_the_literature():
+    assert HalfCheetahVelEnv.horizon == 200 and HalfCheetahDirEnv.horizon == 200
+    assert Navigation2DEnv.horizon == 100
+
+
+@pytest.mark.parametrize("task", [VelocityTask(1.25), DirectionTask(-1), GoalTask((0.1, -0.3))])
+def test_tasks_round_trip_through_json(task):
+    back = type(task).from_dict(json.loads(json.dumps(task.to_dict())))
+    assert back == task
+
+
+@pytest.mark.parametrize(
+    "cls, values, message",
+    [
+        (VelocityTask, {"velocity": float("nan")}, "finite"),
+        (VelocityTask, {"speed": 1.0}, "unknown task field 'speed'"),
+        (VelocityTask, {"velocity": "fast"}, "must be a number"),
+        (DirectionTask, {"direction": 0.5}, "+1 or -1"),
+        (GoalTask, {"goal": [1.0]}, "two numbers"),
+        (GoalTask, {}, "missing task field 'goal'"),
+    ],
+)
+def test_bad_tasks_give_clear_errors(cls, values, message):
+    with pytest.raises(TaskError, match=message.replace("+", r"\+")):
+        cls.from_dict(values)
+
+
+def _step_fixed(env, action, n=20):
+    env.reset(seed=3)
+    out = []
+    for _ in range(n):
+        _, r, _, _, info = env.step(action)
+        out.append((r, info))
+    return out
+
+
+def test_half_cheetah_vel_reward_follows_its_formula():
+    env = gym.make("metarl/HalfCheetahVel-v0", task=VelocityTask(1.5))
+    a = np.full(6, 0.5)
+    for r, info in _step_fixed(env, a):
+        assert info["task"] == VelocityTask(1.5)
+        assert r == pytest.approx(-abs(info["x_velocity"] - 1.5) - 0.05 * np.sum(a**2))
+    env.unwrapped.set_task(VelocityTask(0.0))
+    r0 = _step_fixed(env, a)
+    assert r0[-1][0] == pytest.approx(-abs(r0[-1][1]["x_velocity"]) - 0.05 * np.sum(a**2))
+
+
+def test_half_cheetah_actions_are_clipped_before_the_control_cost():
+    env = gym.make("metarl/HalfCheetahVel-v0", task=VelocityTask(1.0))
+    (r, info), *_ = _step_fixed(env, np.full(6, 3.0), n=1)
+    assert info["reward_ctrl"] == pytest.approx(-0.05 * 6)  # |a| clipped to 1
+
+
+def test_half_cheetah_dir_reward_flips_with_the_direction():
+    env = gym.make("metarl/HalfCheetahDir-v0", task=DirectionTask(1))
+    a = np.linspace(-1, 1, 6)
+    fwd = _step_fixed(env, a)
+    env.unwrapped.set_task(DirectionTask(-1))
+    bwd = _step_fixed(env, a)
+    ctrl = 0.05 * np.sum(a**2)
+    for (rf, i_f), (rb, i_b) in zip(fwd, bwd):
+        assert i_f["x_velocity"] == i_b["x_velocity"]  # same physics
+        assert rf == pytest.approx(i_f["x_velocity"] - ctrl)
+        assert rb == pytest.approx(-i_b["x_velocity"] - ctrl)
+
+
+def test_navigation_reward_is_negative_distance_and_actions_clip():
+    env = gym.make("metarl/Navigation2D-v0", task=GoalTask((0.3, -0.2)))
+    obs, _ = env.reset(seed=0)
+    assert np.allclose(obs, 0.0)
+    obs, r, *_ = env.step(np.array([1.0, -1.0]))
+    assert np.allclose(obs, [0.1, -0.1])
+    assert r == pytest.approx(-np.hypot(0.2, 0.1))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_tasks_and_same_rollout(name):
+    fam = get_family(name)
+    t1 = fam.sample_tasks(5, np.random.default_rng(7))
+    t2 = fam.sample_tasks(5, np.random.default_rng(7))
+    assert t1 == t2
+
+    def rollout():
+        env = gym.make(env_id(name), task=t1[0])
+        obs, _ = env.reset(seed=11)
+        env.action_space.seed(11)
+        trace = [obs]
+        for _ in range(30):
+            obs, r, *_ = env.step(env.action_space.sample())
+            trace.append(np.append(obs, r))
+        return np.concatenate(trace)
+
+    assert np.array_equal(rollout(), rollout())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pickling_keeps_the_current_task(name):
+    fam = get_family(name)
+    env = gym.make(env_id(name)).unwrapped
+    task = fam.sample_tasks(3, np.random.default_rng(1))[2]
+    env.set_task(task)
+    assert pickle.loads(pickle.dumps(env)).get_task() == task
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_meta_test_set_is_fixed_and_disjoint_from_training_draws(name):
+    fam = get_family(name)
+    test = fam.meta_test_tasks()
+    assert len(test) == 40
+    assert test == fam.meta_test_tasks()
+    if not fam.discrete_tasks:
+        assert test == fam._draw_tasks(40, np.random.default_rng(fam.meta_test_seed))
+        train = fam.sample_tasks(2000, np.random.default_rng(0))
+        assert not set(train) & set(test)
+        assert len(set(test)) == 40
+    else:
+        assert {t.direction for t in test} == {-1, 1}
+
+
+def test_unknown_family_lists_the_known_ones_and_suggests():
+    with pytest.raises(KeyError, match="did you mean 'HalfCheetahVel'.*Known families"):
+        get_family("HalfCheetahVell")
+    assert get_family("metarl/HalfCheetahDir-v0") is HalfCheetahDirEnv
+
+
+def test_quiet_model_loader_compiles_the_same_model():
+    env = gym.make("metarl/HalfCheetahVel-v0").unwrapped
+    reference = mujoco.MjModel.from_xml_path(env.fullpath)
+    ours = load_mujoco_model(env.fullpath)
+    for field in ["body_mass", "body_inertia", "dof_invweight0", "actuator_acc0", "geom_size", "dof_damping"]:
+        assert np.array_equal(getattr(ours, field), getattr(reference, field)), field
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", ["HalfCheetahVel", "HalfCheetahDir"])
+def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads):
+    """The fast path must give the exact trajectory of the Gymnasium env for the same actions."""
+    fam = get_family(name)
+    n = 16
+    tasks = fam.sample_tasks(n, np.random.default_rng(0))
+    batch = fam.make_batch(n, threads=threads)
+    batch.set_tasks(tasks)
+    obs_b = batch.reset([np.random.default_rng(i) for i in range(n)])
+    actions = np.random.default_rng(1).uniform(-1.2, 1.2, size=(200, n, batch.act_dim))
+    plain = [gym.make(env_id(name), task=t).unwrapped for t in tasks]
+    for i, env in enumerate(plain):
+        env.reset(seed=0)
+        env.set_state(batch.datas[i].qpos.copy(), batch.datas[i].qvel.copy())
+        assert np.array_equal(env._get_obs(), obs_b[i])
+    for h in range(200):
+        obs_b, rew_b, term_b = batch.step(actions[h])
+        for i, env in enumerate(plain):
+            obs, r, term, *_ = env.step(actions[h, i])
+            assert np.array_equal(obs, obs_b[i]), (h, i)
+            assert r == pytest.approx(rew_b[i], abs=1e-12)
+            assert not term and not term_b[i]
+    batch.close()
+
+
+def test_batched_navigation_matches_single_env():
+    tasks = Navigation2DEnv.sample_tasks(4, np.random.default_rng(0))
+    batch = Navigation2DEnv.make_batch(4)
+    batch.set_tasks(tasks)
+    batch.reset([np.random.default_rng(0)] * 4)
+    envs = [Navigation2DEnv(task=t) for t in tasks]
+    for e in envs:
+        e.reset(seed=0)
+    acts = np.random.default_rng(0).normal(0, 0.2, size=(100, 4, 2))
+    for h in range(100):
+        obs_b, rew_b, _ = batch.step(acts[h])
+        for i, e in enumerate(envs):
+            obs, r, *_ = e.step(acts[h, i])
+            assert np.allclose(obs, obs_b[i], atol=1e-6)
+            assert r == pytest.approx(rew_b[i])

@@ -3,3 +3,14 @@
 from . import envs  # noqa: F401  (registers the metarl/<Name>-v0 ids)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: `import metarl` stays light for the env registry
+    if name in ("MetaPolicy", "AdaptedPolicy"):
+        from . import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module 'metarl' has no attribute {name!r}")
+
+
+__all__ = ["AdaptedPolicy", "MetaPolicy", "envs"]

@@ -1,0 +1,268 @@
+"""``python -m metarl.evaluate``: meta-test adaptation curves against baselines on held-out tasks.
+
+For each policy (meta-policies from ``--checkpoint``, one per meta-training seed; multi-task
+baselines from ``--multitask``; random initialisations), adapt to each of the family's held-out
+meta-test tasks with ``--steps`` updates of ``--episodes-per-step`` episodes (the MAML/ProMP
+protocol: k = 0..3, 20 episodes) and record the mean return after each step. An oracle reference
+trains PPO from scratch on the first ``--oracle-tasks`` held-out tasks for ``--oracle-steps``
+updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
+resampling seeds then tasks) and TensorBoard scalars to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .envs import FAMILIES, get_family
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metarl.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", required=True, help=f"task family: {', '.join(FAMILIES)}")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH|RUN_DIR",
+        help="meta-policy to evaluate; repeat once per meta-training seed (default: the shipped one)",
+    )
+    p.add_argument(
+        "--multitask",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH|RUN_DIR",
+        help="multi-task baseline checkpoint (trained without adaptation); repeat per seed",
+    )
+    p.add_argument("--random-seeds", type=int, default=3, help="random-initialisation baselines (default: 3)")
+    p.add_argument(
+        "--oracle-tasks",
+        type=int,
+        default=5,
+        help="held-out tasks the PPO-from-scratch oracle trains on (0: no oracle; default: 5)",
+    )
+    p.add_argument(
+        "--oracle-steps",
+        type=int,
+        default=100,
+        help="oracle PPO updates of --episodes-per-step episodes each (default: 100)",
+    )
+    p.add_argument("--tasks", type=int, default=40, help="held-out tasks (at most the family's 40; default: 40)")
+    p.add_argument("--steps", type=int, default=3, help="adaptation steps (default: 3)")
+    p.add_argument("--episodes-per-step", type=int, default=20, help="episodes per step (default: 20)")
+    p.add_argument("--seed", type=int, default=1000, help="evaluation seed, separate from training seeds")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval__<env>__<time>)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
+    return p
+
+
+def bootstrap_ci(
+    returns: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and bootstrap confidence band of ``returns[seed, k, task]`` over seeds and tasks.
+
+    Resamples seeds with replacement, then tasks within each drawn seed (hierarchical), so the band
+    covers the variation between meta-training seeds as well as between tasks.
+
+    Returns:
+        ``(mean, low, high)``, each of shape ``(K + 1,)``.
+    """
+    rng = np.random.default_rng(seed)
+    n_seeds, _, n_tasks = returns.shape
+    s_idx = rng.integers(0, n_seeds, size=(resamples, n_seeds))
+    t_idx = rng.integers(0, n_tasks, size=(resamples, n_seeds, n_tasks))
+    # draws[b, s, k, t] = returns[s_idx[b, s], k, t_idx[b, s, t]]
+    draws = returns[s_idx[:, :, None, None], np.arange(returns.shape[1])[None, None, :, None], t_idx[:, :, None, :]]
+    means = draws.mean(axis=(1, 3))
+    alpha = (1.0 - level) / 2.0
+    return returns.mean(axis=(0, 2)), np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+
+
+def _summary(name: str, returns: np.ndarray, sources: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    mean, lo, hi = bootstrap_ci(returns, args.bootstrap, seed=args.seed)
+    return {
+        "name": name,
+        "sources": sources,
+        "mean": mean.tolist(),
+        "ci95_low": lo.tolist(),
+        "ci95_high": hi.tolist(),
+        "per_seed_mean": returns.mean(axis=2).tolist(),
+        "per_task": returns.tolist(),
+    }
+
+
+def _plot(path: Path, curves: list[dict[str, Any]], oracle: dict[str, Any] | None, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for c in curves:
+        k = np.arange(len(c["mean"]))
+        n = len(c["sources"])
+        ax.plot(k, c["mean"], marker="o", label=f"{c['name']} ({n} seed{'s' if n != 1 else ''})")
+        ax.fill_between(k, c["ci95_low"], c["ci95_high"], alpha=0.2)
+    if oracle is not None:
+        ax.axhline(oracle["mean"], color="k", linestyle="--", label=f"oracle: PPO from scratch ({oracle['label']})")
+    ax.set_xlabel("adaptation steps k")
+    ax.set_ylabel("mean episode return")
+    ax.set_xticks(range(len(curves[0]["mean"])))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"metarl.evaluate: error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .agents import RunningNorm
+    from .checkpoint import CheckpointError
+    from .policy import MetaPolicy
+    from .trainer import make_agent
+
+    args = build_parser().parse_args(argv)
+    for flag in ("tasks", "episodes_per_step", "bootstrap"):
+        if getattr(args, flag) <= 0:
+            return _fail(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
+    for flag in ("steps", "random_seeds", "oracle_tasks", "oracle_steps"):
+        if getattr(args, flag) < 0:
+            return _fail(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    try:
+        family = get_family(args.env)
+    except KeyError as e:
+        return _fail(str(e.args[0]))
+    torch.set_num_threads(1)
+    try:
+        metas = [MetaPolicy.load(p, family.family_name) for p in args.checkpoint] or [
+            MetaPolicy.pretrained(family.family_name)
+        ]
+        multis = [MetaPolicy.load(p, family.family_name) for p in args.multitask]
+    except CheckpointError as e:
+        return _fail(str(e), code=1)
+    tasks = family.meta_test_tasks()[: args.tasks]
+    seeds = [(args.seed, j) for j in range(len(tasks))]
+    out = args.out or Path("runs") / f"eval__{family.family_name}__{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"metarl.evaluate: {family.family_name}, {len(tasks)} held-out tasks, k = 0..{args.steps}, "
+        f"{args.episodes_per_step} episodes per step, evaluation seed {args.seed}; writing {out}"
+    )
+
+    def curves_of(policies: list[MetaPolicy]) -> np.ndarray:
+        rows = []
+        for pol in policies:
+            t0 = time.perf_counter()
+            adapted = pol.adapt_many(tasks, args.steps, args.episodes_per_step, seeds)
+            rows.append(np.array([a.returns for a in adapted]).T)  # (K + 1, tasks)
+            print(
+                f"  {pol.source}: {' -> '.join(f'{r:.1f}' for r in rows[-1].mean(1))} "
+                f"({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+        return np.stack(rows)
+
+    reference = metas[0]
+    randoms = []
+    for s in range(args.random_seeds):
+        agent = make_agent(reference.config)
+        theta = agent.init_params(10_000 + s)
+        agent.close()
+        randoms.append(
+            MetaPolicy(
+                family,
+                reference.config,
+                theta,
+                RunningNorm(theta["pi.0.w"].shape[0]),
+                source=f"random init (seed {10_000 + s})",
+            )
+        )
+    results: list[dict[str, Any]] = []
+    groups = [("meta-policy (Reptile)", metas), ("multi-task baseline", multis), ("random init", randoms)]
+    for name, policies in groups:
+        if policies:
+            results.append(_summary(name, curves_of(policies), [p.source for p in policies], args))
+
+    oracle = None
+    if args.oracle_tasks and args.oracle_steps:
+        o_tasks = tasks[: args.oracle_tasks]
+        t0 = time.perf_counter()
+        agent = make_agent(reference.config)
+        theta = agent.init_params(20_000)
+        res = agent.adapt(
+            theta,
+            o_tasks,
+            args.oracle_steps,
+            args.episodes_per_step,
+            RunningNorm(theta["pi.0.w"].shape[0]),
+            [(args.seed, 1, j) for j in range(len(o_tasks))],
+        )
+        agent.close()
+        final = res.returns[-1].numpy().astype(float)
+        per_task_steps = res.env_steps // len(o_tasks)
+        oracle = {
+            "tasks": [t.to_dict() for t in o_tasks],
+            "updates": args.oracle_steps,
+            "env_steps_per_task": per_task_steps,
+            "per_task": final.tolist(),
+            "mean": float(final.mean()),
+            "label": f"{len(o_tasks)} tasks, {per_task_steps / 1e6:.2f}M steps each",
+        }
+        print(
+            f"  oracle (PPO from scratch, {oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)"
+        )
+
+    doc = {
+        "env": family.family_name,
+        "tasks": [t.to_dict() for t in tasks],
+        "steps": args.steps,
+        "episodes_per_step": args.episodes_per_step,
+        "evaluation_seed": args.seed,
+        "training_seeds": [p.config.seed for p in metas],
+        "curves": results,
+        "oracle": oracle,
+        "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    _plot(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} held-out tasks")
+    writer = SummaryWriter(str(out))
+    for c in results:
+        tag = c["name"].split(" (")[0].replace(" ", "_")
+        for k, (m, lo, hi) in enumerate(zip(c["mean"], c["ci95_low"], c["ci95_high"])):
+            writer.add_scalar(f"evaluate/{tag}/return", m, k)
+            writer.add_scalar(f"evaluate/{tag}/ci95_low", lo, k)
+            writer.add_scalar(f"evaluate/{tag}/ci95_high", hi, k)
+    if oracle is not None:
+        writer.add_scalar("evaluate/oracle/return", oracle["mean"], 0)
+    writer.close()
+
+    header = "| policy | " + " | ".join(f"k={k}" for k in range(args.steps + 1)) + " |"
+    print("\n" + header + "\n|" + "---|" * (args.steps + 2))
+    for c in results:
+        cells = [f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(c["mean"], c["ci95_low"], c["ci95_high"])]
+        print(f"| {c['name']} ({len(c['sources'])}) | " + " | ".join(cells) + " |")
+    if oracle is not None:
+        print(f"| oracle, PPO from scratch ({oracle['label']}) | {oracle['mean']:.1f} |")
+    print(f"\nmetarl.evaluate: wrote {out / 'results.json'} and {out / 'curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

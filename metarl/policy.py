@@ -1,0 +1,233 @@
+"""Meta-policies as users meet them: load (a run, a file, or a shipped pretrained one), adapt, act.
+
+.. code-block:: python
+
+    import gymnasium as gym
+    import metarl
+
+    meta = metarl.MetaPolicy.pretrained("HalfCheetahVel")       # or MetaPolicy.load(run_dir_or_file)
+    env = gym.make("metarl/HalfCheetahVel-v0", task={"velocity": 1.3})
+    adapted = meta.adapt(env, steps=3, episodes_per_step=20)    # `meta` is left unchanged
+    obs, _ = env.reset(seed=0)
+    action = adapted.act(obs)                                   # deterministic (the mean) by default
+
+Adaptation runs the same inner loop as meta-training (the run's agent and hyper-parameters), on the
+task of ``env``, with the family's fast batched copies of the env.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .agents import RunningNorm
+from .agents.policy import Params, mlp
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .envs import Task, TaskFamily, get_family
+
+
+def pretrained_path(family: str) -> Path:
+    """Path of the shipped pretrained meta-policy of ``family`` (name or id)."""
+    name = get_family(family).family_name
+    path = Path(str(resources.files("metarl") / "pretrained" / f"{name}.pt"))
+    if not path.is_file():
+        shipped = sorted(p.stem for p in path.parent.glob("*.pt"))
+        raise CheckpointError(f"no pretrained meta-policy for {name}; shipped: {', '.join(shipped) or 'none'}")
+    return path
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """A checkpoint file from a file path or a run folder (its ``checkpoints/latest.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        latest = path / "checkpoints" / "latest.pt"
+        if not latest.is_file():
+            raise CheckpointError(f"{path}: a folder, but not a metarl run (no checkpoints/latest.pt)")
+        return latest
+    return path
+
+
+class _GaussianPolicy:
+    """What acting needs: parameters, the frozen observation normaliser, and the family."""
+
+    def __init__(self, family: type[TaskFamily], config: TrainConfig, theta: Params, norm: RunningNorm) -> None:
+        self.family = family
+        self.config = config
+        self.theta = theta
+        self.norm = norm
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Action for one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)``.
+
+        Args:
+            obs: raw observation(s) from the env.
+            deterministic: the Gaussian's mean (default) instead of a sample.
+            rng: generator of the sample when not deterministic.
+        """
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float64)).float()
+        single = x.dim() == 1
+        mean = mlp(self.theta, "pi", self.norm(x.unsqueeze(0) if single else x))
+        if not deterministic:
+            rng = rng or np.random.default_rng()
+            std = self.theta["log_std"].exp()
+            mean = mean + std * torch.from_numpy(rng.standard_normal(mean.shape)).float()
+        out = mean.numpy().astype(np.float64)
+        return out[0] if single else out
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "family": self.family.family_name,
+            "config": self.config.to_dict(),
+            "theta": {k: v.detach().clone() for k, v in self.theta.items()},
+            "normalizer": self.norm.state_dict(),
+        }
+
+
+class AdaptedPolicy(_GaussianPolicy):
+    """A policy adapted to one task; ``returns[k]`` is the mean episode return after ``k`` steps."""
+
+    def __init__(self, family, config, theta, norm, task: Task, returns: list[float], env_steps: int) -> None:  # noqa: ANN001
+        super().__init__(family, config, theta, norm)
+        self.task = task
+        self.returns = returns
+        self.env_steps = env_steps
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a checkpoint that :meth:`MetaPolicy.load` reads back (e.g. to adapt further)."""
+        save_checkpoint(
+            path,
+            {
+                **self._state(),
+                "iteration": 0,
+                "env_steps": self.env_steps,
+                "adapted": {"task": self.task.to_dict(), "returns": list(self.returns)},
+            },
+        )
+
+
+class MetaPolicy(_GaussianPolicy):
+    """Meta-parameters θ, their normaliser and the configuration of the run that made them."""
+
+    def __init__(self, family, config, theta, norm, source: str = "", info: dict | None = None) -> None:  # noqa: ANN001
+        super().__init__(family, config, theta, norm)
+        self.source = source
+        self.info = info or {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], family: str | None = None) -> MetaPolicy:
+        """Load from a checkpoint file or a run folder (``checkpoints/latest.pt``).
+
+        Args:
+            path: file or run folder.
+            family: if given, the family the checkpoint must belong to.
+
+        Raises:
+            CheckpointError: one line naming the file and the problem.
+        """
+        file = resolve_checkpoint(path)
+        state = load_checkpoint(file, family=get_family(family).family_name if family else None)
+        try:
+            config = TrainConfig.from_dict(state["config"])
+            fam = get_family(state["family"])
+            norm = RunningNorm(int(state["normalizer"]["mean"].shape[0]))
+            norm.load_state_dict(state["normalizer"])
+            theta = {k: v.float() for k, v in state["theta"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{file}: incomplete metarl checkpoint ({type(e).__name__}: {e})") from None
+        probe = fam.make_batch(1)
+        if theta["pi.0.w"].shape[0] != probe.obs_dim or theta["log_std"].shape[0] != probe.act_dim:
+            raise CheckpointError(f"{file}: parameter shapes do not fit {fam.family_name}'s observations/actions")
+        probe.close()
+        info = {k: state[k] for k in ("iteration", "env_steps", "provenance", "adapted") if k in state}
+        return cls(fam, config, theta, norm, source=str(file), info=info)
+
+    @classmethod
+    def pretrained(cls, family: str) -> MetaPolicy:
+        """The meta-policy shipped with metarl for ``family`` (see README, "Pretrained meta-policies")."""
+        return cls.load(pretrained_path(family))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write θ, the normaliser and the config as a checkpoint."""
+        save_checkpoint(
+            path,
+            {
+                **self._state(),
+                "iteration": int(self.info.get("iteration", 0)),
+                "env_steps": int(self.info.get("env_steps", 0)),
+            },
+        )
+
+    def adapt(
+        self,
+        env_or_task: Any,
+        steps: int = 3,
+        episodes_per_step: int = 20,
+        seed: int = 0,
+    ) -> AdaptedPolicy:
+        """Adapt a copy of θ to one task with ``steps`` inner updates of ``episodes_per_step`` episodes.
+
+        Args:
+            env_or_task: an env of this family (its current task is used), a task, or a task dict.
+            steps: adaptation steps.
+            episodes_per_step: episodes sampled per step.
+            seed: seed of the adaptation's sampling.
+        """
+        task = self._task_of(env_or_task)
+        return self.adapt_many([task], steps, episodes_per_step, seeds=[seed])[0]
+
+    def adapt_many(
+        self, tasks: Sequence[Task], steps: int, episodes_per_step: int, seeds: Sequence[Any]
+    ) -> list[AdaptedPolicy]:
+        """Adapt to several tasks at once (batched); one adapted policy per task."""
+        import dataclasses
+
+        from .trainer import make_adapter
+
+        if steps < 0 or episodes_per_step <= 0:
+            raise ValueError("steps must be >= 0 and episodes_per_step > 0")
+        # one task: in this process (no worker start-up); many: worker processes, as in training
+        config = dataclasses.replace(self.config, workers=1) if len(tasks) == 1 else self.config
+        local, agent = make_adapter(config)
+        try:
+            res = agent.adapt(self.theta, list(tasks), steps, episodes_per_step, self.norm, list(seeds))
+        finally:
+            agent.close()
+            local.close()
+        per_task_steps = res.env_steps // max(len(tasks), 1)
+        return [
+            AdaptedPolicy(
+                self.family,
+                self.config,
+                res.params[t],
+                self.norm,
+                task,
+                [float(r) for r in res.returns[:, t]],
+                per_task_steps,
+            )
+            for t, task in enumerate(tasks)
+        ]
+
+    def _task_of(self, env_or_task: Any) -> Task:
+        if isinstance(env_or_task, Task):
+            task = env_or_task
+        elif isinstance(env_or_task, dict):
+            task = self.family.task_type.from_dict(env_or_task)
+        else:
+            unwrapped = getattr(env_or_task, "unwrapped", env_or_task)
+            if not isinstance(unwrapped, self.family):
+                raise TypeError(
+                    f"this meta-policy was trained on {self.family.family_name}; "
+                    f"got an env of type {type(unwrapped).__name__}"
+                )
+            task = unwrapped.get_task()
+        if not isinstance(task, self.family.task_type):
+            raise TypeError(f"{self.family.family_name} takes a {self.family.task_type.__name__}, got {task!r}")
+        return task

@@ -59,6 +59,7 @@ class AdaptResult:
     obs_sum: torch.Tensor  # (T, obs_dim): per task, so merging batches never reorders float sums
     obs_sq_sum: torch.Tensor
     obs_count: int
+    stats: dict[str, float] = dataclasses.field(default_factory=dict)  # agent-specific scalars, mean over tasks
 
 
 class PGAgent:

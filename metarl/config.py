@@ -13,6 +13,9 @@ from typing import Any
 
 from .envs import FAMILIES, get_family
 
+#: Inner-loop agents: the native ones, then stable-baselines3's (agents/sb3.py).
+AGENTS = ("ppo", "vpg", "sb3-ppo", "sb3-a2c", "sb3-trpo")
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot work (the message names the flag and the fix)."""
@@ -28,7 +31,10 @@ class TrainConfig:
 
     env: str = _f("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
     agent: str = _f(
-        "ppo", "inner-loop agent: 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step)", choices=("ppo", "vpg")
+        "ppo",
+        "inner-loop agent: native 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step); or "
+        "stable-baselines3's 'sb3-ppo', 'sb3-a2c', sb3-contrib's 'sb3-trpo' (docs/sb3.md)",
+        choices=AGENTS,
     )
     meta_iters: int = _f(300, "meta-iterations (Reptile updates) in the run")
     meta_batch: int = _f(10, "tasks adapted per meta-iteration")
@@ -90,8 +96,8 @@ class TrainConfig:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ConfigError(f"--hidden needs positive widths such as 64,64, got {self.hidden}")
-        if self.agent not in ("ppo", "vpg"):
-            raise ConfigError(f"--agent must be 'ppo' or 'vpg', got {self.agent!r}")
+        if self.agent not in AGENTS:
+            raise ConfigError(f"--agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
 
     @property
     def family_name(self) -> str:

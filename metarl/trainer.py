@@ -32,6 +32,10 @@ class DivergenceError(RuntimeError):
 
 def make_agent(cfg: TrainConfig, threads: int | None = None) -> PGAgent:
     """The in-process inner-loop agent a config describes."""
+    if cfg.agent.startswith("sb3-"):  # stable-baselines3's PPO/A2C or sb3-contrib's TRPO
+        from .sb3 import make_sb3_agent
+
+        return make_sb3_agent(cfg, threads)  # type: ignore[return-value]
     pg = PGConfig(
         algo=cfg.agent,  # type: ignore[arg-type]
         lr=cfg.inner_lr,
@@ -127,6 +131,7 @@ class MetaTrainer:
             "loss/value": res.value_loss,
             "meta/update_norm": stats.update_norm,
             "meta/adapted_distance": stats.adapted_distance,
+            **res.stats,
         }
         self._check_finite(metrics, theta)
         self.theta = theta

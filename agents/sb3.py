@@ -1,0 +1,382 @@
+"""stable-baselines3's PPO and A2C, and sb3-contrib's TRPO, as inner-loop agents for Reptile.
+
+:class:`SB3Agent` has the interface of :class:`~metarl.agents.PGAgent` (``init_params``, ``adapt``,
+``obs_dim``, ``act_dim``, ``close``), so the meta-trainer and the worker processes use it unchanged.
+The meta-parameters θ are the SB3 policy's ``state_dict()`` (float tensors: ``mlp_extractor.*``,
+``action_net.*``, ``value_net.*``, ``log_std``); Reptile interpolates them like any parameter set.
+
+Per task, :meth:`SB3Agent.adapt`:
+
+1. loads θ into the policy (``load_state_dict``) and resets the optimiser to its fresh state;
+2. switches the batched env to the task and resets it (``set_env(..., force_reset=True)``; without
+   it ``learn()`` would continue the previous task's episodes), then seeds SB3 and the env from the
+   task's seed;
+3. runs ``learn()`` for ``K + 1`` rollouts of ``n_steps = horizon`` steps in ``n_envs = E`` copies, so
+   every rollout is exactly ``E`` whole episodes; SB3 trains after rollouts ``0..K-1`` (``K``
+   updates) and a callback stops ``learn()`` at the end of rollout ``K``, before a ``K+1``-th update;
+4. reads the adapted parameters back.
+
+``returns[k]`` is the mean return of the ``E`` episodes of rollout ``k``, sampled by SB3's own
+``collect_rollouts`` after ``k`` updates: the MAML protocol of the native agent, so
+``adapt/return_pre`` and ``adapt/return_post`` mean the same for both. The budget is exact, with no
+rounding of ``total_timesteps`` up to ``n_steps × n_envs``: ``(K + 1) · E · horizon`` env steps per
+task, checked after every task and reported (``sb3/timesteps_per_task``, ``sb3/updates_per_task``).
+
+Decisions:
+
+- **Optimiser state is reset for every task** (Adam moments, RMSprop averages): adaptation from θ is
+  then a function of θ and the task's seed alone, as for the native agent, the same at meta-test time
+  as at meta-training time and the same in plain SB3 after :func:`save_zip`; carried state would leak
+  the previous task's gradients into this task's first steps and make results depend on how tasks
+  are ordered or split over workers.
+- **No observation normalisation.** θ acts on raw observations, so the exported ``.zip`` is the whole
+  policy: ``PPO.load(path).predict(obs)`` needs no ``VecNormalize`` statistics (which SB3 keeps out of
+  the ``.zip``), and ``learn()`` in plain SB3 is exactly this agent's adaptation. The ``norm`` argument
+  of :meth:`SB3Agent.adapt` is ignored and no observation statistics are returned, so the trainer's
+  normaliser stays the identity in SB3 checkpoints.
+- **One SB3 logger per agent**, set once with ``set_logger`` and ``reset_num_timesteps=False``: no
+  TensorBoard folder per inner loop and no files written by the agent. It collects SB3's own scalars
+  (``train/approx_kl``, ``train/value_loss``, ``time/fps``, ...) in memory; ``adapt`` returns their means
+  over the tasks in ``AdaptResult.stats`` as ``sb3/<key>``, and the trainer logs them in the run's
+  TensorBoard folder next to metarl's tags (this also works from worker processes).
+- Randomness: SB3 draws action noise and minibatch orders from the global torch/numpy generators;
+  every task re-seeds them (``set_random_seed``) from its own seed, so results do not depend on the
+  grouping of tasks, at the cost of resetting the process's global generators.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger
+
+from ..envs.core import Task, TaskFamily
+from .pg import AdaptResult
+from .policy import Params, RunningNorm
+from .vec_env import BatchVecEnv
+
+SB3Algo = Literal["ppo", "a2c", "trpo"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SB3Config:
+    """Hyper-parameters of the SB3 inner loop; the rest are SB3's defaults.
+
+    ``minibatches`` sets PPO's ``batch_size`` (and TRPO's critic minibatch) to ``E · horizon //
+    minibatches``; A2C takes one step on the whole rollout; TRPO's policy step is bounded by SB3's
+    ``target_kl`` (0.01), ``lr`` is its critic's learning rate.
+    """
+
+    algo: SB3Algo = "ppo"
+    lr: float = 3e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    epochs: int = 5
+    minibatches: int = 4
+    clip_range: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5  # 0 disables clipping
+    hidden: tuple[int, ...] = (64, 64)
+    log_std_init: float = -0.5
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of ``algo`` ('ppo', 'a2c' or 'trpo')."""
+    if algo == "ppo":
+        return PPO
+    if algo == "a2c":
+        return A2C
+    if algo == "trpo":
+        from sb3_contrib import TRPO  # a dependency of metarl; imported only when used
+
+        return TRPO
+    raise ValueError(f"unknown SB3 algorithm {algo!r}; choose 'ppo', 'a2c' or 'trpo'")
+
+
+def algorithm_kwargs(config: SB3Config, n_envs: int, horizon: int) -> dict[str, Any]:
+    """Constructor arguments of the SB3 algorithm for ``n_envs`` episodes per update.
+
+    ``n_steps = horizon`` with ``n_envs`` copies: one rollout is exactly ``n_envs`` whole episodes.
+    """
+    c = config
+    batch = max(2, n_envs * horizon // max(1, c.minibatches))
+    kwargs: dict[str, Any] = dict(
+        learning_rate=c.lr,
+        n_steps=horizon,
+        gamma=c.gamma,
+        gae_lambda=c.gae_lambda,
+        policy_kwargs=dict(
+            net_arch=dict(pi=list(c.hidden), vf=list(c.hidden)),
+            activation_fn=torch.nn.Tanh,
+            log_std_init=c.log_std_init,
+        ),
+        device="cpu",
+        verbose=0,
+    )
+    grad_clip = c.max_grad_norm if c.max_grad_norm > 0 else math.inf
+    if c.algo == "ppo":
+        kwargs.update(
+            batch_size=batch,
+            n_epochs=c.epochs,
+            clip_range=c.clip_range,
+            ent_coef=c.ent_coef,
+            vf_coef=c.vf_coef,
+            max_grad_norm=grad_clip,
+        )
+    elif c.algo == "a2c":
+        kwargs.update(ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=grad_clip)
+    elif c.algo == "trpo":
+        kwargs.update(batch_size=batch)
+    else:
+        raise ValueError(f"unknown SB3 algorithm {c.algo!r}; choose 'ppo', 'a2c' or 'trpo'")
+    return kwargs
+
+
+def get_params(model: BaseAlgorithm) -> Params:
+    """The policy's parameters as a parameter set (detached copies of its float tensors)."""
+    return {k: v.detach().clone() for k, v in model.policy.state_dict().items() if v.is_floating_point()}
+
+
+def set_params(model: BaseAlgorithm, theta: Params) -> None:
+    """Copy ``theta`` into the policy in place (the optimiser keeps its parameter references)."""
+    missing = set(get_params(model)) ^ set(theta)
+    if missing:
+        raise ValueError(f"parameter set does not match the SB3 policy (keys differ: {sorted(missing)[:4]})")
+    model.policy.load_state_dict({k: v.detach() for k, v in theta.items()}, strict=False)
+
+
+def sb3_seed(seed: Sequence[int] | int) -> int:
+    """The integer seed SB3's ``set_random_seed`` gets for a metarl task seed (int or tuple of ints)."""
+    return int(np.random.SeedSequence(seed).generate_state(1)[0])
+
+
+class _Collector(KVWriter):
+    """An SB3 logger output that keeps the finite scalars of each dump in memory.
+
+    Counters that run over the process's life (``time/total_timesteps``, ``train/n_updates``, ...)
+    are dropped: with worker processes they depend on how tasks were split.
+    """
+
+    skip = ("time/iterations", "time/time_elapsed", "time/total_timesteps", "train/n_updates")
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = defaultdict(list)
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        for key, value in key_values.items():
+            if key in self.skip or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value)):
+                self.values[key].append(float(value))
+
+    def take(self) -> dict[str, float]:
+        """Mean of each key since the last call; clears."""
+        out = {k: float(np.mean(v)) for k, v in self.values.items() if v}
+        self.values.clear()
+        return out
+
+
+class _Rollouts(BaseCallback):
+    """Measures the mean episode return of each rollout; stops ``learn()`` after ``rollouts`` of them.
+
+    Rollouts are ``horizon`` steps of whole episodes, so summing the rewards SB3 receives over a
+    rollout gives each copy's episode return (read before SB3 adds bootstrapped values to them).
+    """
+
+    def __init__(self, horizon: int, rollouts: int) -> None:
+        super().__init__()
+        self.horizon, self.rollouts = horizon, rollouts
+        self.returns: list[float] = []
+        self.updates = 0  # rollouts that ended normally: SB3 trains after each of them
+        self._sum: np.ndarray | None = None
+        self._t = 0
+
+    def _on_rollout_start(self) -> None:
+        self._sum, self._t = None, 0
+
+    def _on_step(self) -> bool:
+        rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
+        self._sum = rewards.copy() if self._sum is None else self._sum + rewards
+        self._t += 1
+        if self._t == self.horizon:
+            if not np.all(self.locals["dones"]):
+                raise RuntimeError("SB3 rollout and episode boundaries are out of step")
+            self.returns.append(float(self._sum.mean()))
+            if len(self.returns) == self.rollouts:
+                return False  # the last rollout only measures: no update after it
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.updates += 1
+
+
+class SB3Agent:
+    """An SB3 algorithm (PPO, A2C, TRPO) adapting meta-parameters task by task.
+
+    Args:
+        family: the task family class.
+        config: hyper-parameters.
+        threads: threads that step the simulator copies (default: CPU cores).
+    """
+
+    def __init__(self, family: type[TaskFamily], config: SB3Config, threads: int | None = None) -> None:
+        self.family = family
+        self.config = config
+        self.threads = threads
+        algorithm_class(config.algo)  # fail early on an unknown algorithm or a missing sb3-contrib
+        probe = family()
+        self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        probe.close()
+        self.obs_dim = int(np.prod(self.observation_space.shape))
+        self.act_dim = int(np.prod(self.action_space.shape))
+        self.horizon = int(family.horizon)
+        self._logger = Logger(folder=None, output_formats=[_Collector()])
+        self._models: dict[int, tuple[BaseAlgorithm, BatchVecEnv, dict[str, Any]]] = {}
+
+    @property
+    def _collector(self) -> _Collector:
+        return self._logger.output_formats[0]  # type: ignore[return-value]
+
+    def _model(self, n_envs: int) -> tuple[BaseAlgorithm, BatchVecEnv, dict[str, Any]]:
+        """The SB3 model for ``n_envs`` episodes per update, its env and its fresh optimiser state."""
+        if n_envs not in self._models:
+            vec = BatchVecEnv(
+                self.family.make_batch(n_envs, threads=self.threads), self.observation_space, self.action_space
+            )
+            cls = algorithm_class(self.config.algo)
+            model = cls("MlpPolicy", vec, seed=0, **algorithm_kwargs(self.config, n_envs, self.horizon))
+            model.set_logger(self._logger)
+            fresh = copy.deepcopy(model.policy.optimizer.state_dict())
+            self._models[n_envs] = (model, vec, fresh)
+        return self._models[n_envs]
+
+    def build(self, theta: Params | None = None, n_envs: int = 1, seed: int = 0) -> BaseAlgorithm:
+        """A new SB3 model over this family's batched env, holding ``theta`` if given."""
+        vec = BatchVecEnv(self.family.make_batch(n_envs, threads=1), self.observation_space, self.action_space)
+        cls = algorithm_class(self.config.algo)
+        model = cls("MlpPolicy", vec, seed=seed, **algorithm_kwargs(self.config, n_envs, self.horizon))
+        if theta is not None:
+            set_params(model, theta)
+        return model
+
+    def init_params(self, seed: int) -> Params:
+        """Fresh parameters: SB3's own initialisation of the policy, seeded."""
+        model = self.build(seed=seed)
+        params = get_params(model)
+        model.env.batch.close()  # type: ignore[union-attr]
+        return params
+
+    def close(self) -> None:
+        for _, vec, _ in self._models.values():
+            vec.batch.close()
+        self._models.clear()
+
+    def adapt(
+        self,
+        theta: Params,
+        tasks: Sequence[Task],
+        steps: int,
+        episodes: int,
+        norm: RunningNorm,
+        seeds: Sequence[Sequence[int] | int],
+    ) -> AdaptResult:
+        """Adapt a copy of ``theta`` to each task with ``steps`` SB3 updates of ``episodes`` episodes each.
+
+        See :meth:`PGAgent.adapt`; ``norm`` is ignored (SB3 agents see raw observations), and
+        ``AdaptResult.stats`` holds SB3's own logged scalars (``sb3/...``) averaged over the tasks.
+        """
+        T, E, H = len(tasks), episodes, self.horizon
+        if len(seeds) != T:
+            raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")
+        model, vec, fresh = self._model(E)
+        expected = (steps + 1) * E * H
+        params, returns, stats = [], [], []
+        for task, seed in zip(tasks, seeds):
+            set_params(model, theta)
+            model.policy.optimizer.load_state_dict(fresh)  # a fresh optimiser for every task
+            vec.set_tasks([task] * E)
+            model.set_env(vec, force_reset=True)
+            model.set_random_seed(sb3_seed(seed))
+            if model.ep_info_buffer is not None:  # rollout/ep_rew_mean: this task's episodes only
+                model.ep_info_buffer.clear()
+            callback = _Rollouts(H, steps + 1)
+            before = model.num_timesteps
+            model.learn(total_timesteps=expected, callback=callback, log_interval=1, reset_num_timesteps=False)
+            self._logger.dump(model.num_timesteps)  # the last update's scalars
+            done = model.num_timesteps - before
+            if done != expected or callback.updates != steps or len(callback.returns) != steps + 1:
+                raise RuntimeError(
+                    f"SB3 inner budget off: {done} env steps and {callback.updates} updates, "
+                    f"expected {expected} and {steps}"
+                )
+            params.append(get_params(model))
+            returns.append(callback.returns)
+            stats.append(self._collector.take())
+        pl = [
+            s.get("train/policy_gradient_loss", s.get("train/policy_loss", -s.get("train/policy_objective", 0.0)))
+            for s in stats
+        ]
+        vl = [s.get("train/value_loss", 0.0) for s in stats]
+        keys = set().union(*stats) if stats else set()
+        merged = {f"sb3/{k}": float(np.mean([s[k] for s in stats if k in s])) for k in sorted(keys)}
+        merged["sb3/timesteps_per_task"] = float(expected)
+        merged["sb3/updates_per_task"] = float(steps)
+        return AdaptResult(
+            params=params,
+            returns=torch.tensor(returns, dtype=torch.float32).T.contiguous(),  # (steps + 1, T)
+            policy_loss=float(np.mean(pl)) if steps else 0.0,
+            value_loss=float(np.mean(vl)) if steps else 0.0,
+            env_steps=T * expected,
+            obs_sum=torch.zeros(T, self.obs_dim, dtype=torch.float64),
+            obs_sq_sum=torch.zeros(T, self.obs_dim, dtype=torch.float64),
+            obs_count=0,
+            stats=merged,
+        )
+
+
+def save_zip(
+    theta: Params,
+    family: type[TaskFamily],
+    config: SB3Config,
+    path: str | os.PathLike[str],
+    n_envs: int = 1,
+) -> Path:
+    """Write ``theta`` as a plain SB3 model file (``model.save``), loadable with ``PPO.load`` etc.
+
+    The file holds the policy with ``theta``, a fresh optimiser, the family's spaces and this config's
+    hyper-parameters (``n_steps`` = horizon, ``batch_size`` for ``n_envs`` copies), so
+    ``learn(total_timesteps=K * n_envs * horizon)`` over ``n_envs`` copies of the task's env is exactly
+    the meta-test adaptation. Nothing of metarl is pickled into it.
+
+    Args:
+        theta: parameters of an SB3 agent (:meth:`SB3Agent.init_params` layout).
+        family: the task family (for the observation and action spaces).
+        config: the agent's hyper-parameters.
+        path: the ``.zip`` to write (SB3 appends ``.zip`` if missing).
+        n_envs: episodes per update the saved hyper-parameters are sized for.
+
+    Returns:
+        The path written.
+    """
+    agent = SB3Agent(family, config, threads=1)
+    model = agent.build(theta, n_envs=n_envs)
+    path = Path(path)
+    if path.suffix != ".zip":
+        path = path.with_name(path.name + ".zip")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    model.env.batch.close()  # type: ignore[union-attr]
+    return path

@@ -1,0 +1,219 @@
+"""stable-baselines3 agents (sb3-ppo, sb3-a2c, sb3-trpo) as Reptile's inner loop, on Navigation2D."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from metarl.agents import RunningNorm
+from metarl.agents.sb3 import SB3Agent, SB3Config, algorithm_class, get_params, sb3_seed
+from metarl.agents.vec_env import BatchVecEnv
+from metarl.checkpoint import load_checkpoint
+from metarl.config import TrainConfig
+from metarl.envs import GoalTask, HalfCheetahVelEnv, Navigation2DEnv, env_id
+from metarl.sb3 import export_sb3_zip, make_sb3_agent
+from metarl.train import main
+
+ALGOS = ["ppo", "a2c", "trpo"]
+ITERS, BATCH, EPISODES, K = 3, 2, 3, 1
+TINY = [
+    "--env",
+    "Navigation2D",
+    "--hidden",
+    "16",
+    "--meta-iters",
+    str(ITERS),
+    "--meta-batch",
+    str(BATCH),
+    "--episodes-per-step",
+    str(EPISODES),
+    "--inner-steps",
+    str(K),
+    "--eval-tasks",
+    "2",
+    "--eval-steps",
+    "2",
+    "--eval-every",
+    str(ITERS),
+    "--workers",
+    "1",
+    "--quiet",
+]
+
+
+def tiny_agent(algo, family=Navigation2DEnv, **kw):
+    return SB3Agent(family, SB3Config(algo=algo, lr=1e-2, hidden=(16,), **kw), threads=1)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny meta-training run per SB3 algorithm, through the train CLI."""
+    out = {}
+    for algo in ALGOS:
+        run = tmp_path_factory.mktemp(f"sb3-{algo}") / "run"
+        assert main([*TINY, "--agent", f"sb3-{algo}", "--run-dir", str(run)]) == 0
+        out[algo] = run
+    return out
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_meta_training_moves_the_sb3_policy_and_logs_sb3_scalars(runs, algo):
+    run = runs[algo]
+    state = load_checkpoint(run / "checkpoints" / "latest.pt", family="Navigation2D")
+    cfg = TrainConfig.from_dict(state["config"])
+    assert cfg.agent == f"sb3-{algo}"
+    theta0 = make_sb3_agent(cfg, threads=1).init_params(cfg.seed)
+    theta = state["theta"]
+    assert set(theta) == set(theta0) and "action_net.weight" in theta  # the SB3 policy's own layout
+    moved = torch.sqrt(sum(((theta[k] - theta0[k]) ** 2).sum() for k in theta))
+    assert moved > 1e-3, "Reptile did not move the meta-parameters"
+    assert torch.equal(state["normalizer"]["mean"], torch.zeros(2))  # SB3 agents see raw observations
+    # one SB3 logger for the run: no extra TensorBoard folder, SB3's scalars next to metarl's tags
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints"]
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    for tag in ["adapt/return_pre", "adapt/return_post", "eval/return_step2", "sb3/train/value_loss"]:
+        assert tag in tags, tag
+    assert [e.value for e in acc.Scalars("sb3/timesteps_per_task")] == [(K + 1) * EPISODES * 100] * ITERS
+    assert [e.value for e in acc.Scalars("sb3/updates_per_task")] == [K] * ITERS
+    total = acc.Scalars("time/env_steps_total")[-1].value
+    assert total == ITERS * BATCH * (K + 1) * EPISODES * 100  # exact: no rounding up of total_timesteps
+
+
+def test_budget_is_exact_and_returns_follow_the_maml_protocol():
+    """returns[k] is sampled after k updates: the first k+1 rollouts do not depend on later ones."""
+    agent = tiny_agent("ppo", epochs=2, minibatches=2)
+    theta = agent.init_params(0)
+    tasks = Navigation2DEnv.sample_tasks(2, np.random.default_rng(1))
+    seeds = [(7, t) for t in range(2)]
+    r0 = agent.adapt(theta, tasks, 0, 2, RunningNorm(2), seeds)
+    r1 = agent.adapt(theta, tasks, 1, 2, RunningNorm(2), seeds)
+    r2 = agent.adapt(theta, tasks, 2, 2, RunningNorm(2), seeds)
+    assert [r.env_steps for r in (r0, r1, r2)] == [2 * (k + 1) * 2 * 100 for k in range(3)]
+    assert r2.returns.shape == (3, 2)
+    assert torch.equal(r0.returns, r2.returns[:1]) and torch.equal(r1.returns, r2.returns[:2])
+    assert all(torch.equal(p[k], theta[k]) for p in r0.params for k in theta)  # no update after the last rollout
+    assert all(any(not torch.equal(p[k], theta[k]) for k in theta) for p in r1.params)
+    # the measured rollout holds whole episodes: compare with an independent count of steps
+    assert r2.stats["sb3/timesteps_per_task"] == 3 * 2 * 100 and r2.stats["sb3/updates_per_task"] == 2
+
+
+@pytest.mark.parametrize("algo, family", [(a, Navigation2DEnv) for a in ALGOS] + [("ppo", HalfCheetahVelEnv)])
+def test_each_task_starts_from_theta_with_a_fresh_optimiser_and_env(algo, family):
+    """Same task and seed give the same adaptation whatever was adapted before (no carried state:
+    optimiser moments, episode in progress, initial-state generators)."""
+    agent = tiny_agent(algo, family)
+    theta = agent.init_params(0)
+    tasks = family.sample_tasks(3, np.random.default_rng(2))
+    seeds = [(3, t) for t in range(3)]
+    norm = RunningNorm(agent.obs_dim)
+    together = agent.adapt(theta, tasks, 2, 2, norm, seeds)
+    alone = tiny_agent(algo, family).adapt(theta, tasks[2:], 2, 2, norm, seeds[2:])
+    assert all(torch.equal(together.params[2][k], alone.params[0][k]) for k in theta)
+    assert torch.equal(together.returns[:, 2], alone.returns[:, 0])
+    assert not torch.equal(together.params[0]["action_net.weight"], together.params[1]["action_net.weight"])
+
+
+def test_two_worker_processes_give_the_same_sb3_meta_parameters_as_one(tmp_path):
+    base = [*TINY[: TINY.index("--workers")], "--quiet", "--agent", "sb3-ppo", "--eval-every", "0"]
+    assert main([*base, "--meta-iters", "2", "--workers", "1", "--run-dir", str(tmp_path / "w1")]) == 0
+    assert main([*base, "--meta-iters", "2", "--workers", "2", "--run-dir", str(tmp_path / "w2")]) == 0
+    a = torch.load(tmp_path / "w1" / "checkpoints" / "latest.pt", weights_only=True)["theta"]
+    b = torch.load(tmp_path / "w2" / "checkpoints" / "latest.pt", weights_only=True)["theta"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_vec_env_keeps_the_contract_of_dummy_vec_env_over_gym_make():
+    """Same actions, same observations, rewards, dones and end-of-episode infos as plain SB3's env."""
+    task = GoalTask((0.3, -0.2))
+    ours = BatchVecEnv(Navigation2DEnv.make_batch(2), *_spaces())
+    ours.set_tasks([task, task])
+    plain = DummyVecEnv([lambda: __import__("gymnasium").make(env_id("Navigation2D"), task=task)] * 2)
+    o1, o2 = ours.reset(), plain.reset()
+    assert o1.dtype == o2.dtype and np.array_equal(o1, o2)
+    actions = np.random.default_rng(0).uniform(-0.2, 0.2, size=(2 * 100 + 5, 2, 2)).astype(np.float32)
+    ep_return = np.zeros(2)
+    for h, a in enumerate(actions):
+        (o1, r1, d1, i1), (o2, r2, d2, i2) = ours.step(a), plain.step(a)
+        assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(d1, d2), h
+        ep_return += r1
+        if d1.any():
+            assert h + 1 in (100, 200) and d1.all()
+            for j, (x, y) in enumerate(zip(i1, i2)):
+                assert np.array_equal(x["terminal_observation"], y["terminal_observation"])
+                assert x["TimeLimit.truncated"] is True and y["TimeLimit.truncated"] is True
+                assert x["episode"]["l"] == 100 and x["episode"]["r"] == pytest.approx(ep_return[j], rel=1e-5)
+            ep_return[:] = 0
+        else:
+            assert i1 == [{}, {}]
+
+
+def _spaces():
+    env = Navigation2DEnv()
+    return env.observation_space, env.action_space
+
+
+_PLAIN_SB3 = r"""
+import json, sys
+sys.modules["metarl"] = None  # plain SB3: importing metarl would fail
+import numpy as np
+from stable_baselines3 import A2C, PPO
+from sb3_contrib import TRPO
+paths, obs = json.loads(sys.argv[1]), np.array(json.loads(sys.argv[2]), dtype=np.float32)
+out = {}
+for algo, path in paths.items():
+    model = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}[algo].load(path, device="cpu")
+    out[algo] = model.predict(obs, deterministic=True)[0].tolist()
+print(json.dumps(out))
+"""
+
+
+def test_exported_zip_loads_in_plain_sb3_and_predicts_the_same_actions(runs, tmp_path):
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(5, 2)).astype(np.float32)
+    paths, expected = {}, {}
+    for algo in ALGOS:
+        state = load_checkpoint(runs[algo] / "checkpoints" / "latest.pt")
+        theta, cfg = state["theta"], TrainConfig.from_dict(state["config"])
+        paths[algo] = str(export_sb3_zip(theta, cfg, tmp_path / f"meta-{algo}"))
+        assert paths[algo].endswith(".zip")
+        # reference: the mean action computed from the parameter set by hand, clipped to the bounds
+        x = torch.from_numpy(obs)
+        h = torch.tanh(x @ theta["mlp_extractor.policy_net.0.weight"].T + theta["mlp_extractor.policy_net.0.bias"])
+        mean = h @ theta["action_net.weight"].T + theta["action_net.bias"]
+        expected[algo] = np.clip(mean.numpy(), -0.1, 0.1)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PLAIN_SB3, json.dumps(paths), json.dumps(obs.tolist())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for algo in ALGOS:
+        np.testing.assert_allclose(np.array(got[algo]), expected[algo], rtol=1e-5, atol=1e-7, err_msg=algo)
+        assert not np.allclose(expected[algo], expected[algo][0])  # actions depend on the observation
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_plain_sb3_adaptation_of_the_export_equals_metarl_adaptation(runs, tmp_path, algo):
+    """`learn()` in plain SB3 on the exported model is the meta-test adaptation, bit for bit."""
+    state = load_checkpoint(runs[algo] / "checkpoints" / "latest.pt")
+    theta, cfg = state["theta"], TrainConfig.from_dict(state["config"])
+    path = export_sb3_zip(theta, cfg, tmp_path / "meta.zip")
+    task, seed, steps = Navigation2DEnv.meta_test_tasks()[0], (11, 0), 2
+    ours = make_sb3_agent(cfg, threads=1).adapt(theta, [task], steps, EPISODES, RunningNorm(2), [seed])
+    env = make_vec_env(env_id("Navigation2D"), n_envs=EPISODES, env_kwargs={"task": task})
+    model = algorithm_class(algo).load(path, env=env, device="cpu")
+    model.set_random_seed(sb3_seed(seed))
+    model.learn(total_timesteps=steps * EPISODES * 100)
+    assert model.num_timesteps == steps * EPISODES * 100
+    adapted = get_params(model)
+    assert all(torch.equal(adapted[k], ours.params[0][k]) for k in theta), algo
+    assert any(not torch.equal(adapted[k], theta[k]) for k in theta)

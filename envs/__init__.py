@@ -10,14 +10,32 @@ import difflib
 
 import gymnasium as gym
 
+from .ant import AngleTask, AntDirAngleEnv, AntDirEnv, AntGoalEnv
 from .core import BatchEnv, MujocoBatchEnv, Task, TaskError, TaskFamily, load_mujoco_model
 from .half_cheetah import DirectionTask, HalfCheetahDirEnv, HalfCheetahVelEnv, VelocityTask
 from .navigation import GoalTask, Navigation2DEnv
+from .pendulum import PendulumRandParamsEnv, PendulumTask
+from .rand_params import HopperRandParamsEnv, Walker2dRandParamsEnv
+from .randomized import (
+    DYNAMICS_FIELDS,
+    DynamicsFamily,
+    DynamicsTask,
+    RandomizeError,
+    family_from_spec,
+    parse_randomize,
+    randomized,
+)
 
 FAMILIES: dict[str, type[TaskFamily]] = {
     "HalfCheetahVel": HalfCheetahVelEnv,
     "HalfCheetahDir": HalfCheetahDirEnv,
     "Navigation2D": Navigation2DEnv,
+    "AntDir": AntDirEnv,
+    "AntDirAngle": AntDirAngleEnv,
+    "AntGoal": AntGoalEnv,
+    "HopperRandParams": HopperRandParamsEnv,
+    "Walker2dRandParams": Walker2dRandParamsEnv,
+    "PendulumRandParams": PendulumRandParamsEnv,
 }
 
 
@@ -26,12 +44,27 @@ def env_id(name: str) -> str:
     return f"metarl/{name}-v0"
 
 
-def get_family(name: str) -> type[TaskFamily]:
+def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
     """The family class for a family name or its registered id (``metarl/<Name>-v0``).
+
+    With ``randomize`` (``field=low:high,...``), ``name`` is a Gymnasium MuJoCo id and the family is
+    ``randomized(name, ...)``; the family name of such a family (``Hopper-v5[body_mass=0.5:2]``) is
+    accepted too.
 
     Raises:
         KeyError: with a message listing the known families and the closest match.
+        RandomizeError: a randomisation the model cannot take (one line).
     """
+    if randomize and (name in FAMILIES or name.startswith("metarl/")):
+        raise RandomizeError(f"--randomize applies to Gymnasium MuJoCo ids such as Hopper-v5, not to {name}")
+    randomized_family = family_from_spec(name, randomize)
+    if randomized_family is not None:
+        return randomized_family
+    if name in gym.registry and not name.startswith("metarl/"):
+        raise KeyError(
+            f"{name} is a Gymnasium env, not a task family; make it one with --randomize "
+            f"FIELD=LOW:HIGH (fields: {', '.join(DYNAMICS_FIELDS)})"
+        )
     key = name
     if key.startswith("metarl/"):
         key = key[len("metarl/") :]
@@ -57,10 +90,25 @@ def _register() -> None:
 _register()
 
 __all__ = [
+    "DYNAMICS_FIELDS",
     "FAMILIES",
+    "AngleTask",
+    "AntDirAngleEnv",
+    "AntDirEnv",
+    "AntGoalEnv",
     "BatchEnv",
     "DirectionTask",
+    "DynamicsFamily",
+    "DynamicsTask",
     "GoalTask",
+    "HopperRandParamsEnv",
+    "PendulumRandParamsEnv",
+    "PendulumTask",
+    "RandomizeError",
+    "Walker2dRandParamsEnv",
+    "family_from_spec",
+    "parse_randomize",
+    "randomized",
     "HalfCheetahDirEnv",
     "HalfCheetahVelEnv",
     "MujocoBatchEnv",

@@ -9,6 +9,7 @@ observation array out per step, so the policy is evaluated once per step for all
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -234,6 +235,12 @@ class MujocoBatchEnv(BatchEnv):
     functions its single env uses. The copies are split over ``threads`` Python threads: MuJoCo
     releases the GIL inside ``mj_step``, so physics runs on all cores.
 
+    Opt-in extras, read from class attributes of the family: ``_batch_per_copy_models`` (each copy
+    steps its own ``MjModel``; ``set_tasks`` calls ``template._apply_task_to_model(model, task)``),
+    ``_batch_rne_post`` (call ``mj_rnePostConstraint`` after stepping, for ``cfrc_ext``) and
+    ``_batch_data_fields`` (``MjData`` arrays gathered per copy and passed to the hooks as
+    ``extra=`` / ``extra_before=`` dicts of ``(num_envs, ...)`` arrays).
+
     Args:
         template: an instance of the family env; its model and settings are shared by all copies.
         num_envs: number of copies.
@@ -244,7 +251,16 @@ class MujocoBatchEnv(BatchEnv):
         self.template = template
         self.num_envs = int(num_envs)
         self.model = template.model
-        self.datas = [mujoco.MjData(self.model) for _ in range(self.num_envs)]
+        # Opt-in extras, off for the HalfCheetah families (their step loop stays the plain one):
+        # dynamics families give each copy its own model; Ant needs contact forces and body positions.
+        self._per_copy_models = bool(getattr(template, "_batch_per_copy_models", False))
+        self._rne_post = bool(getattr(template, "_batch_rne_post", False))
+        self._fields: tuple[str, ...] = tuple(getattr(template, "_batch_data_fields", ()))
+        self.models = [copy.copy(self.model) for _ in range(self.num_envs)] if self._per_copy_models else None
+        self._copy_tasks: list[Task | None] = [None] * self.num_envs
+        self.datas = [mujoco.MjData(m) for m in (self.models or [self.model] * self.num_envs)]
+        self.extra = {f: np.zeros((self.num_envs, *getattr(self.datas[0], f).shape)) for f in self._fields}
+        self._extra_before = {f: np.zeros_like(v) for f, v in self.extra.items()}
         self.frame_skip = int(template.frame_skip)
         self.dt = float(template.dt)
         self.horizon = int(template.horizon)
@@ -263,6 +279,11 @@ class MujocoBatchEnv(BatchEnv):
         self._slices = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self._ctrl = np.zeros((self.num_envs, self.act_dim))
+        self._general = self._per_copy_models or self._rne_post or bool(self._fields)
+
+    def model_of(self, i: int) -> mujoco.MjModel:
+        """The model copy ``i`` steps with (its own one for dynamics families)."""
+        return self.models[i] if self.models is not None else self.model
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
         if len(tasks) != self.num_envs:
@@ -271,18 +292,28 @@ class MujocoBatchEnv(BatchEnv):
             if not isinstance(t, self.template.task_type):
                 raise TaskError(f"{self.template.family_name} takes a {self.template.task_type.__name__}")
         self.task_params = np.stack([t.vector() for t in tasks])
+        if self.models is not None:  # dynamics: nominal * scale into each copy's model, once per change
+            for i, t in enumerate(tasks):
+                if self._copy_tasks[i] != t:
+                    self.template._apply_task_to_model(self.models[i], t)
+                    self._copy_tasks[i] = t
 
     def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         if len(rngs) != self.num_envs:
             raise ValueError(f"reset got {len(rngs)} generators for {self.num_envs} envs")
         for i, d in enumerate(self.datas):
+            model = self.model_of(i)
             qpos, qvel = self.template._batch_reset(rngs[i], 1)
-            mujoco.mj_resetData(self.model, d)
+            mujoco.mj_resetData(model, d)
             d.qpos[:] = qpos[0]
             d.qvel[:] = qvel[0]
-            mujoco.mj_forward(self.model, d)
+            mujoco.mj_forward(model, d)
             self.qpos[i] = d.qpos
             self.qvel[i] = d.qvel
+            for f, arr in self.extra.items():
+                arr[i] = getattr(d, f)
+        if self._fields:
+            return self.template._batch_obs(self.qpos, self.qvel, extra=self.extra)
         return self.template._batch_obs(self.qpos, self.qvel)
 
     def _step_slice(self, lo: int, hi: int) -> None:
@@ -295,14 +326,44 @@ class MujocoBatchEnv(BatchEnv):
             qpos[i] = d.qpos
             qvel[i] = d.qvel
 
+    def _step_slice_general(self, lo: int, hi: int) -> None:
+        fs, ctrl, qpos, qvel, extra = self.frame_skip, self._ctrl, self.qpos, self.qvel, self.extra
+        step, rne = mujoco.mj_step, mujoco.mj_rnePostConstraint
+        for i in range(lo, hi):
+            d, model = self.datas[i], self.model_of(i)
+            d.ctrl[:] = ctrl[i]
+            step(model, d, fs)
+            if self._rne_post:  # cfrc_ext and friends, as Gymnasium's do_simulation computes them
+                rne(model, d)
+            qpos[i] = d.qpos
+            qvel[i] = d.qvel
+            for f, arr in extra.items():
+                arr[i] = getattr(d, f)
+
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.clip(actions, self.action_low, self.action_high, out=self._ctrl)
         self._qpos_before[:] = self.qpos
+        stepper = self._step_slice_general if self._general else self._step_slice
+        if self._fields:
+            for f, arr in self.extra.items():
+                self._extra_before[f][:] = arr
         if self._pool is None:
-            self._step_slice(0, self.num_envs)
+            stepper(0, self.num_envs)
         else:
-            for f in [self._pool.submit(self._step_slice, lo, hi) for lo, hi in self._slices]:
+            for f in [self._pool.submit(stepper, lo, hi) for lo, hi in self._slices]:
                 f.result()
+        if self._fields:
+            obs = self.template._batch_obs(self.qpos, self.qvel, extra=self.extra)
+            reward, terminated = self.template._batch_reward(
+                self._qpos_before,
+                self.qpos,
+                self.qvel,
+                self._ctrl,
+                self.task_params,
+                extra_before=self._extra_before,
+                extra=self.extra,
+            )
+            return obs, reward, terminated
         obs = self.template._batch_obs(self.qpos, self.qvel)
         reward, terminated = self.template._batch_reward(
             self._qpos_before, self.qpos, self.qvel, self._ctrl, self.task_params

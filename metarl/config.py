@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .envs import FAMILIES, get_family
+from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
 #: Inner-loop agents: the native ones, then stable-baselines3's (agents/sb3.py).
 AGENTS = ("ppo", "vpg", "sb3-ppo", "sb3-a2c", "sb3-trpo")
@@ -30,6 +30,11 @@ class TrainConfig:
     """Everything that defines a meta-training run (saved as ``config.json`` in the run folder)."""
 
     env: str = _f("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
+    randomize: str = _f(
+        "",
+        "with a Gymnasium MuJoCo --env (e.g. Hopper-v5): model fields and multiplicative ranges to randomise per "
+        "task, e.g. body_mass=0.5:2.0,geom_friction=0.5:1.5 (docs/families.md)",
+    )
     agent: str = _f(
         "ppo",
         "inner-loop agent: native 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step); or "
@@ -72,7 +77,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on values that cannot work."""
-        get_family(self.env)  # KeyError with the known families
+        try:
+            get_family(self.env, self.randomize)  # KeyError with the known families
+        except RandomizeError as e:
+            raise ConfigError(str(e)) from None
         positive = ["meta_iters", "meta_batch", "episodes_per_step", "ppo_epochs", "minibatches", "eval_tasks"]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -100,8 +108,13 @@ class TrainConfig:
             raise ConfigError(f"--agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
 
     @property
+    def family(self) -> type[TaskFamily]:
+        """The task family class (``--env``, randomised by ``--randomize`` if given)."""
+        return get_family(self.env, self.randomize)
+
+    @property
     def family_name(self) -> str:
-        return get_family(self.env).family_name
+        return self.family.family_name
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -129,12 +142,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     "Navigation2D": dict(
         meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=1e-2, eval_every=20
     ),
+    # Ant and the randomised-dynamics walkers: the MAML/ProMP protocol, as for HalfCheetah (docs/families.md).
+    **{
+        name: dict(meta_iters=300, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3)
+        for name in ("AntDir", "AntDirAngle", "AntGoal", "HopperRandParams", "Walker2dRandParams")
+    },
+    # Cheap pendulum (no contact): for quick checks.
+    "PendulumRandParams": dict(
+        meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=10, inner_lr=1e-2, eval_every=20
+    ),
 }
 
 
-def preset(env: str) -> dict[str, Any]:
-    """The preset overrides of the family named by ``env``."""
-    return dict(PRESETS.get(get_family(env).family_name, {}))
+def preset(env: str, randomize: str = "") -> dict[str, Any]:
+    """The preset overrides of the family named by ``env`` (and ``randomize``)."""
+    try:
+        return dict(PRESETS.get(get_family(env, randomize).family_name, {}))
+    except RandomizeError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
@@ -164,7 +189,7 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
         f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
     }
     env = given.get("env", TrainConfig.env)
-    overrides = preset(env)
+    overrides = preset(env, given.get("randomize", ""))
     cfg = TrainConfig(**{**overrides, **given})
     cfg.validate()
     return cfg, overrides

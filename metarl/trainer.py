@@ -23,7 +23,7 @@ from .agents.parallel import ParallelAgent, default_workers
 from .agents.policy import Params
 from .checkpoint import CheckpointError
 from .config import TrainConfig
-from .envs import Task, get_family
+from .envs import Task
 
 
 class DivergenceError(RuntimeError):
@@ -52,7 +52,7 @@ def make_agent(cfg: TrainConfig, threads: int | None = None) -> PGAgent:
         hidden=tuple(cfg.hidden),
         log_std_init=cfg.log_std_init,
     )
-    return PGAgent(get_family(cfg.env), pg, threads=threads)
+    return PGAgent(cfg.family, pg, threads=threads)
 
 
 def _agent_from_dict(cfg: dict[str, Any], threads: int) -> PGAgent:  # picklable factory for workers
@@ -100,7 +100,7 @@ class MetaTrainer:
     def __init__(self, config: TrainConfig) -> None:
         config.validate()
         self.config = config
-        self.family = get_family(config.env)
+        self.family = config.family
         self.local_agent, self.agent = make_adapter(config)
         self.theta: Params = self.local_agent.init_params(config.seed)
         self.norm = RunningNorm(self.local_agent.obs_dim)

@@ -1,0 +1,350 @@
+"""The standard suite (Ant, RandParams walkers, Pendulum) and dynamics randomisation of any Gymnasium env.
+
+The generic contract tests (check_env, same seed, pickling, meta-test set) run over every family in
+tests/test_envs.py; here: each family's reward and task effect with numbers, the batched path against
+plain Gymnasium stepping, exact restoration of randomised physics, and the ``--randomize`` CLI.
+"""
+
+import json
+import math
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+from gymnasium.utils.env_checker import check_env
+
+import metarl  # noqa: F401  (registers the ids)
+from metarl import train
+from metarl.envs import (
+    DYNAMICS_FIELDS,
+    AngleTask,
+    DirectionTask,
+    DynamicsTask,
+    GoalTask,
+    HopperRandParamsEnv,
+    PendulumRandParamsEnv,
+    PendulumTask,
+    RandomizeError,
+    TaskError,
+    Walker2dRandParamsEnv,
+    env_id,
+    get_family,
+    parse_randomize,
+    randomized,
+)
+
+ANT = ["AntDir", "AntDirAngle", "AntGoal"]
+RAND_PARAMS = ["HopperRandParams", "Walker2dRandParams"]
+
+
+def _run(env, actions, seed=3):
+    env.reset(seed=seed)
+    return [env.step(a) for a in actions]
+
+
+# ---- Ant ----------------------------------------------------------------------------------------
+def _contact(env):
+    return 5e-4 * np.sum(np.square(np.clip(env.unwrapped.data.cfrc_ext, -1, 1)))
+
+
+def test_ant_dir_reward_flips_with_the_direction_and_follows_its_formula():
+    env = gym.make("metarl/AntDir-v0", task=DirectionTask(1)).unwrapped
+    acts = np.random.default_rng(0).uniform(-1, 1, size=(15, 8))
+    fwd, contacts = [], []
+    env.reset(seed=3)
+    for a in acts:
+        fwd.append(env.step(a))
+        contacts.append(_contact(env))
+    env.set_task(DirectionTask(-1))
+    bwd = _run(env, acts)
+    for (_, rf, tf, _, i_f), (_, rb, _, _, i_b), c, a in zip(fwd, bwd, contacts, acts):
+        assert i_f["x_velocity"] == i_b["x_velocity"]  # the task changes the reward, not the physics
+        assert c > 0 or i_f["reward_contact"] == 0
+        base = 1.0 - 0.5 * np.sum(a**2) - c
+        assert rf == pytest.approx(i_f["x_velocity"] + base, abs=1e-9)
+        assert rb == pytest.approx(-i_b["x_velocity"] + base, abs=1e-9)
+        assert i_f["task"] == DirectionTask(1) and i_b["task"] == DirectionTask(-1)
+        assert not tf
+
+
+def test_ant_dir_angle_projects_the_planar_velocity():
+    env = gym.make("metarl/AntDirAngle-v0", task=AngleTask(math.pi / 2)).unwrapped
+    acts = np.random.default_rng(1).uniform(-1, 1, size=(10, 8))
+    out = _run(env, acts)
+    env.set_task(AngleTask(0.0))
+    out0 = _run(env, acts)
+    for (_, r, *_, info), (_, r0, *_, info0), _a in zip(out, out0, acts):
+        assert info["reward_task"] == pytest.approx(info["y_velocity"], abs=1e-12)
+        assert info0["reward_task"] == pytest.approx(info0["x_velocity"], abs=1e-12)
+        assert r - r0 == pytest.approx(info["y_velocity"] - info["x_velocity"], abs=1e-9)
+
+
+def test_ant_goal_reward_is_the_l1_distance_and_never_terminates():
+    env = gym.make("metarl/AntGoal-v0", task=GoalTask((2.0, -1.0))).unwrapped
+    env.reset(seed=0)
+    env.unwrapped.data.qpos[2] = 0.05  # an "unhealthy" height: AntGoal goes on (PEARL)
+    a = np.full(8, 2.0)  # clipped to 1 before the control cost
+    for _ in range(5):
+        _, r, term, _, info = env.step(a)
+        expected = -abs(info["x_position"] - 2.0) - abs(info["y_position"] + 1.0) - 0.1 * 8 - _contact(env)
+        assert r == pytest.approx(expected, abs=1e-9)
+        assert not term
+    assert info["reward_ctrl"] == pytest.approx(-0.8)
+
+
+def test_ant_goals_fill_the_disk_of_radius_3():
+    goals = np.array([t.goal for t in get_family("AntGoal").sample_tasks(4000, np.random.default_rng(0))])
+    r = np.linalg.norm(goals, axis=1)
+    assert r.max() <= 3.0 and r.max() > 2.95
+    assert np.mean(r < 1.5) == pytest.approx(0.25, abs=0.03)  # uniform over the area, not the radius
+
+
+def test_ant_dir_terminates_when_unhealthy():
+    env = gym.make("metarl/AntDir-v0", task=DirectionTask(1)).unwrapped
+    env.reset(seed=0)
+    env.set_state(env.data.qpos.copy() + np.r_[0, 0, 0.5, np.zeros(12)], env.data.qvel.copy())  # torso at 1.25 > 1
+    _, r, term, _, info = env.step(np.zeros(8))
+    assert term and info["reward_task"] == pytest.approx(r + _contact(env))  # no survival bonus
+
+
+# ---- randomised dynamics ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", RAND_PARAMS)
+def test_rand_params_scale_the_nominal_model_and_restore_it_exactly(name):
+    fam = get_family(name)
+    env = gym.make(env_id(name)).unwrapped
+    nominal = {f: env._nominal[f].copy() for f in fam.scale_ranges}
+    t1, t2 = fam.sample_tasks(2, np.random.default_rng(5))
+    acts = np.random.default_rng(2).uniform(-1, 1, size=(40, env.action_space.shape[0]))
+
+    def trace():
+        return np.array([np.append(o, r) for o, r, *_ in _run(env, acts)])
+
+    env.set_task(t1)
+    for f in fam.scale_ranges:
+        assert np.array_equal(getattr(env.model, f), nominal[f] * t1.scale(f).reshape(nominal[f].shape)), f
+    s = t1.scale("body_mass")
+    assert s.min() >= 1.5**-3 and s.max() <= 1.5**3 and len(set(s)) == len(s)  # element-wise draws
+    first = trace()
+    env.set_task(t1)  # set twice: not scaled twice
+    assert np.array_equal(env.model.body_mass, nominal["body_mass"] * s)
+    assert np.array_equal(trace(), first)
+    env.set_task(t2)
+    other = trace()
+    assert not np.allclose(other[:, :-1], first[:, :-1])  # the task changes the physics
+    env.set_task(t1)  # and back
+    assert np.array_equal(trace(), first)
+
+
+@pytest.mark.parametrize("name", RAND_PARAMS)
+def test_rand_params_reward_is_forward_velocity_plus_alive_bonus(name):
+    env = gym.make(env_id(name)).unwrapped
+    acts = np.random.default_rng(3).uniform(-1.5, 1.5, size=(30, env.action_space.shape[0]))
+    for (_, r, term, _, info), a in zip(_run(env, acts), acts):
+        alive = 0.0 if term else 1.0
+        assert r == pytest.approx(info["x_velocity"] + alive - 1e-3 * np.sum(np.clip(a, -1, 1) ** 2), abs=1e-9)
+        if term:
+            break
+
+
+def test_rand_params_ranges_match_the_literature():
+    for fam in (HopperRandParamsEnv, Walker2dRandParamsEnv):
+        assert fam.scale_ranges["body_mass"] == pytest.approx((1.5**-3, 1.5**3))
+        assert fam.scale_ranges["body_inertia"] == fam.scale_ranges["geom_friction"] == fam.scale_ranges["body_mass"]
+        assert fam.scale_ranges["dof_damping"] == pytest.approx((1.3**-3, 1.3**3))
+        assert fam.horizon == 200
+
+
+def test_dynamics_task_round_trips_through_json_and_rejects_bad_scales():
+    t = HopperRandParamsEnv.sample_tasks(1, np.random.default_rng(0))[0]
+    assert DynamicsTask.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+    with pytest.raises(TaskError, match="positive"):
+        DynamicsTask({"body_mass": [1.0, -2.0]})
+    env = HopperRandParamsEnv()
+    with pytest.raises(TaskError, match=r"body_inertia needs 15 scales, got 3"):
+        env.set_task({"scales": {f: [1.0] * 3 for f in HopperRandParamsEnv.scale_ranges}})
+
+
+def test_randomized_any_gymnasium_env_in_one_line():
+    fam = randomized("Hopper-v5", body_mass=(0.5, 2.0), geom_friction=(0.5, 1.5))
+    assert fam is get_family("Hopper-v5", "geom_friction=0.5:1.5,body_mass=0.5:2.0")
+    assert fam is get_family(fam.family_name)  # checkpoints name it; the name rebuilds it
+    env = fam()
+    check_env(env, skip_render_check=True)
+    t = fam.sample_tasks(3, np.random.default_rng(0))[2]
+    env.set_task(t)
+    assert np.array_equal(env.model.body_mass, env._nominal["body_mass"] * t.scale("body_mass"))
+    assert np.array_equal(env.model.dof_damping, env._nominal.get("dof_damping", env.model.dof_damping))
+    assert all(0.5 <= s <= 2.0 for s in t.scale("body_mass"))
+    assert pickle.loads(pickle.dumps(env)).get_task() == t
+    # any other MuJoCo env goes through its own step (no batched hooks)
+    swim = randomized("Swimmer-v5", body_mass=(0.8, 1.25))
+    e = swim()
+    check_env(e, skip_render_check=True)
+    e.set_task(swim.sample_tasks(1, np.random.default_rng(1))[0])
+    assert pickle.loads(pickle.dumps(e)).get_task() == e.get_task()
+    batch = swim.make_batch(2)
+    batch.set_tasks(swim.sample_tasks(2, np.random.default_rng(0)))
+    obs = batch.reset([np.random.default_rng(0), np.random.default_rng(1)])
+    obs2, rew, term = batch.step(np.zeros((2, batch.act_dim)))
+    assert obs.shape == obs2.shape == (2, batch.obs_dim) and rew.shape == (2,)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: randomized("Hopper-v5", body_mas=(0.5, 2.0)),
+            "unknown model field 'body_mas'; valid fields: body_mass",
+        ),
+        (lambda: randomized("Hopper-v5", body_mass=(2.0, 0.5)), "0 < low <= high"),
+        (lambda: randomized("Hopper-v5", body_mass=(0.0, 1.0)), "0 < low <= high"),
+        (lambda: randomized("Hoper-v5", body_mass=(0.5, 2.0)), "unknown Gymnasium id 'Hoper-v5'"),
+        (lambda: randomized("CartPole-v1", body_mass=(0.5, 2.0)), "not a Gymnasium MuJoCo env"),
+        (lambda: parse_randomize("body_mass"), "not FIELD=LOW:HIGH"),
+        (lambda: parse_randomize("body_mass=a:b"), "not LOW:HIGH numbers"),
+        (lambda: get_family("HopperRandParams", "body_mass=0.5:2"), "applies to Gymnasium MuJoCo ids"),
+    ],
+)
+def test_bad_randomisations_are_one_line_errors(call, message):
+    with pytest.raises(RandomizeError, match=message.replace("(", r"\(")) as e:
+        call()
+    assert "\n" not in str(e.value)
+
+
+def test_valid_fields_exist_on_the_model():
+    model = gym.make("Hopper-v5").unwrapped.model
+    for f in DYNAMICS_FIELDS:
+        assert getattr(model, f).dtype == np.float64
+
+
+# ---- Pendulum -----------------------------------------------------------------------------------
+def test_pendulum_with_unit_mass_and_length_is_gymnasium_pendulum():
+    ours = PendulumRandParamsEnv(task=PendulumTask(1.0, 1.0))
+    ref = PendulumEnv()
+    o1, _ = ours.reset(seed=4)
+    o2, _ = ref.reset(seed=4)
+    assert np.array_equal(o1, o2)
+    for u in np.random.default_rng(0).uniform(-3, 3, size=(50, 1)):
+        o1, r1, *_ = ours.step(u)
+        o2, r2, *_ = ref.step(u)
+        assert np.array_equal(o1, o2) and r1 == pytest.approx(r2, abs=1e-12)
+
+
+def test_pendulum_mass_and_length_change_the_dynamics_as_the_formula_says():
+    env = PendulumRandParamsEnv(task=PendulumTask(2.0, 0.5))
+    env.reset(seed=0)
+    env.state = np.array([0.3, 0.0])
+    env.step(np.array([1.0]))
+    thdot = (3 * 10 / (2 * 0.5) * math.sin(0.3) + 3.0 / (2.0 * 0.5**2) * 1.0) * 0.05
+    assert env.state == pytest.approx([0.3 + thdot * 0.05, thdot])
+    _, r, *_ = env.step(np.array([0.0]))
+    assert r == pytest.approx(-((0.3 + thdot * 0.05) ** 2 + 0.1 * thdot**2))
+
+
+# ---- batched stepping = plain stepping ----------------------------------------------------------
+def _batched_vs_plain(fam, tasks, steps, threads, low=-1.2, high=1.2):
+    n = len(tasks)
+    batch = fam.make_batch(n, threads=threads)
+    batch.set_tasks(tasks)
+    obs_b = batch.reset([np.random.default_rng(i) for i in range(n)])
+    actions = np.random.default_rng(1).uniform(low, high, size=(steps, n, batch.act_dim))
+    plain = [fam(task=t) for t in tasks]
+    for i, env in enumerate(plain):
+        env.reset(seed=0)
+        env.set_state(batch.datas[i].qpos.copy(), batch.datas[i].qvel.copy())
+        assert np.array_equal(env._get_obs(), obs_b[i])
+    done = np.zeros(n, dtype=bool)
+    for h in range(steps):
+        obs_b, rew_b, term_b = batch.step(actions[h])
+        for i, env in enumerate(plain):
+            if done[i]:
+                continue
+            obs, r, term, *_ = env.step(actions[h, i])
+            assert np.array_equal(obs, obs_b[i]), (h, i)
+            assert r == pytest.approx(rew_b[i], abs=1e-12)
+            assert term == term_b[i]
+            done[i] = term
+    batch.close()
+    return done
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", ANT + RAND_PARAMS + ["Hopper-v5[body_mass=0.5:2,geom_friction=0.5:1.5]"])
+def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads):
+    fam = get_family(name)
+    tasks = fam.sample_tasks(4, np.random.default_rng(0))
+    done = _batched_vs_plain(fam, tasks, steps=60, threads=threads)
+    if name in RAND_PARAMS:
+        assert done.any()  # random actions topple them: termination is part of what is compared
+
+
+def test_batched_pendulum_matches_single_env():
+    tasks = PendulumRandParamsEnv.sample_tasks(4, np.random.default_rng(0))
+    batch = PendulumRandParamsEnv.make_batch(4)
+    batch.set_tasks(tasks)
+    obs_b = batch.reset([np.random.default_rng(i) for i in range(4)])
+    envs = [PendulumRandParamsEnv(task=t) for t in tasks]
+    for i, e in enumerate(envs):
+        e.reset(seed=0)
+        e.state = np.array([math.atan2(obs_b[i, 1], obs_b[i, 0]), obs_b[i, 2]])
+    acts = np.random.default_rng(0).uniform(-3, 3, size=(200, 4, 1))
+    for h in range(200):
+        obs_b, rew_b, _ = batch.step(acts[h])
+        for i, e in enumerate(envs):
+            obs, r, *_ = e.step(acts[h, i])
+            assert np.allclose(obs, obs_b[i], atol=1e-5)
+            assert r == pytest.approx(rew_b[i], rel=1e-9, abs=1e-9)
+
+
+def test_batched_dynamics_copies_follow_their_own_task():
+    fam = HopperRandParamsEnv
+    t1, t2 = fam.sample_tasks(2, np.random.default_rng(9))
+    batch = fam.make_batch(3, threads=1)
+    batch.set_tasks([t1, t2, t1])
+    assert np.array_equal(batch.models[0].body_mass, batch.models[2].body_mass)
+    assert not np.array_equal(batch.models[0].body_mass, batch.models[1].body_mass)
+    batch.set_tasks([t2, t2, t1])
+    assert np.array_equal(batch.models[0].body_mass, batch.models[1].body_mass)
+    assert np.array_equal(batch.models[0].body_mass, batch.template._nominal["body_mass"] * t2.scale("body_mass"))
+
+
+# ---- training CLI ------------------------------------------------------------------------------
+TINY = ["--meta-iters", "2", "--meta-batch", "2", "--episodes-per-step", "2", "--inner-steps", "1"]
+TINY += ["--eval-tasks", "2", "--eval-steps", "1", "--eval-every", "0", "--workers", "1", "--quiet"]
+
+
+def test_train_cli_randomises_a_gymnasium_env_and_resumes_it(tmp_path):
+    run = tmp_path / "run"
+    spec = "body_mass=0.5:2.0,geom_friction=0.5:1.5"
+    assert train.main(["--env", "Hopper-v5", "--randomize", spec, "--run-dir", str(run), *TINY]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["env"] == "Hopper-v5" and saved["config"]["randomize"] == spec
+    assert saved["family"] == "Hopper-v5[body_mass=0.5:2,geom_friction=0.5:1.5]"
+    assert train.main(["--resume", str(run), "--meta-iters", "3", "--quiet"]) == 0
+    import torch
+
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["family"] == saved["family"] and state["iteration"] == 3
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--env", "Hopper-v5", "--randomize", "body_mas=0.5:2"], "unknown model field 'body_mas'; valid fields"),
+        (["--env", "Hopper-v5", "--randomize", "body_mass=2:1"], "0 < low <= high"),
+        (["--env", "Hopper-v5"], "not a task family; make it one with --randomize"),
+    ],
+)
+def test_train_cli_bad_randomisation_is_one_line(tmp_path, capsys, argv, message):
+    assert train.main([*argv, "--run-dir", str(tmp_path / "r"), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["PendulumRandParams", "AntGoal", "Walker2dRandParams"])
+def test_train_cli_runs_each_new_family(tmp_path, name):
+    run = tmp_path / name
+    assert train.main(["--env", name, "--run-dir", str(run), *TINY]) == 0
+    assert json.loads((run / "config.json").read_text())["family"] == name

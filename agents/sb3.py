@@ -239,7 +239,13 @@ class SB3Agent:
         algorithm_class(config.algo)  # fail early on an unknown algorithm or a missing sb3-contrib
         probe = family()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        ends_early = bool(getattr(probe, "_terminate_when_unhealthy", False))
         probe.close()
+        if ends_early:
+            raise ValueError(
+                f"{family.family_name} ends episodes early (unhealthy states); the SB3 agents need fixed-length "
+                "episodes because a BatchEnv has no per-copy reset yet: use --agent ppo or vpg (docs/sb3.md)"
+            )
         self.obs_dim = int(np.prod(self.observation_space.shape))
         self.act_dim = int(np.prod(self.action_space.shape))
         self.horizon = int(family.horizon)

@@ -77,6 +77,17 @@ def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
     raise KeyError(f"unknown task family {name!r}{hint} Known families: {', '.join(FAMILIES)}")
 
 
+def register_family(cls: type[TaskFamily]) -> type[TaskFamily]:
+    """Add a family class to :data:`FAMILIES` and register it as ``metarl/<family_name>-v0``.
+
+    Use as a decorator on your own family; ``--env <family_name>`` then works in-process.
+    """
+    FAMILIES[cls.family_name] = cls
+    if env_id(cls.family_name) not in gym.registry:
+        gym.register(id=env_id(cls.family_name), entry_point=cls, max_episode_steps=cls.horizon)
+    return cls
+
+
 def _register() -> None:
     for name, cls in FAMILIES.items():
         if env_id(name) not in gym.registry:
@@ -109,6 +120,7 @@ __all__ = [
     "family_from_spec",
     "parse_randomize",
     "randomized",
+    "register_family",
     "HalfCheetahDirEnv",
     "HalfCheetahVelEnv",
     "MujocoBatchEnv",

@@ -193,8 +193,13 @@ class TaskFamily:
             num_envs: number of copies.
             threads: threads that step the copies (default: the CPU cores).
             env_kwargs: constructor arguments of the env (e.g. ``ctrl_cost_weight``).
+
+        The default steps the copies one at a time through the env's own ``step`` (any family, slower);
+        fast families return a :class:`MujocoBatchEnv` or their own numpy batch.
         """
-        raise NotImplementedError
+        from .gym_batch import GymBatchEnv
+
+        return GymBatchEnv(cls, num_envs, **env_kwargs)
 
 
 # ---- MuJoCo ---------------------------------------------------------------------------------
@@ -280,6 +285,9 @@ class MujocoBatchEnv(BatchEnv):
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self._ctrl = np.zeros((self.num_envs, self.act_dim))
         self._general = self._per_copy_models or self._rne_post or bool(self._fields)
+        # General path only: a copy that terminated is frozen until the next reset (the sampler masks its
+        # later steps), so early-terminating walkers do not pay physics for dead episodes.
+        self._done = np.zeros(self.num_envs, dtype=bool)
 
     def model_of(self, i: int) -> mujoco.MjModel:
         """The model copy ``i`` steps with (its own one for dynamics families)."""
@@ -301,6 +309,7 @@ class MujocoBatchEnv(BatchEnv):
     def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         if len(rngs) != self.num_envs:
             raise ValueError(f"reset got {len(rngs)} generators for {self.num_envs} envs")
+        self._done[:] = False
         for i, d in enumerate(self.datas):
             model = self.model_of(i)
             qpos, qvel = self.template._batch_reset(rngs[i], 1)
@@ -327,9 +336,11 @@ class MujocoBatchEnv(BatchEnv):
             qvel[i] = d.qvel
 
     def _step_slice_general(self, lo: int, hi: int) -> None:
-        fs, ctrl, qpos, qvel, extra = self.frame_skip, self._ctrl, self.qpos, self.qvel, self.extra
+        fs, ctrl, qpos, qvel, extra, done = self.frame_skip, self._ctrl, self.qpos, self.qvel, self.extra, self._done
         step, rne = mujoco.mj_step, mujoco.mj_rnePostConstraint
         for i in range(lo, hi):
+            if done[i]:
+                continue
             d, model = self.datas[i], self.model_of(i)
             d.ctrl[:] = ctrl[i]
             step(model, d, fs)
@@ -363,12 +374,17 @@ class MujocoBatchEnv(BatchEnv):
                 extra_before=self._extra_before,
                 extra=self.extra,
             )
-            return obs, reward, terminated
-        obs = self.template._batch_obs(self.qpos, self.qvel)
-        reward, terminated = self.template._batch_reward(
-            self._qpos_before, self.qpos, self.qvel, self._ctrl, self.task_params
-        )
+        else:
+            obs = self.template._batch_obs(self.qpos, self.qvel)
+            reward, terminated = self.template._batch_reward(
+                self._qpos_before, self.qpos, self.qvel, self._ctrl, self.task_params
+            )
+        if self._general:  # frozen copies: no reward, still terminated
+            reward[self._done] = 0.0
+            terminated = terminated | self._done
+            self._done |= terminated
         return obs, reward, terminated
+
 
     def close(self) -> None:
         if self._pool is not None:

@@ -9,7 +9,7 @@ element: ``1.5^U(-3, 3)`` is the range ``(1.5**-3, 1.5**3)``.
 ``randomized("Hopper-v5", body_mass=(0.5, 2.0))`` builds such a family from a Gymnasium id; the CLI's
 ``--env Hopper-v5 --randomize body_mass=0.5:2.0`` goes through :func:`parse_randomize`. Hopper-v5 and
 Walker2d-v5 step through the fast :class:`~metarl.envs.core.MujocoBatchEnv`; other envs through
-:class:`GymBatchEnv` (their own ``step``, one copy at a time: correct, slower).
+:class:`~metarl.envs.gym_batch.GymBatchEnv` (their own ``step``, one copy at a time: correct, slower).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import functools
 import importlib
 import math
 import zlib
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -27,7 +26,7 @@ import mujoco
 import numpy as np
 from gymnasium import utils
 
-from .core import BatchEnv, Task, TaskError, TaskFamily, load_mujoco_model
+from .core import Task, TaskError, TaskFamily, load_mujoco_model
 
 #: Model arrays a task may scale, with what they mean.
 DYNAMICS_FIELDS: dict[str, str] = {
@@ -248,9 +247,7 @@ def _build(env_id: str, horizon: int, ranges: tuple[tuple[str, tuple[float, floa
     if fast is not None:
         return type(f"Randomized{fast.__name__}", (fast,), attrs)
     base = _gym_env_class(env_id)
-    attrs.update(
-        _gym_base=base, __init__=_generic_init, step=_generic_step, make_batch=classmethod(_generic_make_batch)
-    )
+    attrs.update(_gym_base=base, __init__=_generic_init, step=_generic_step)  # TaskFamily's make_batch: GymBatchEnv
     return type(f"Randomized{base.__name__}", (DynamicsFamily, base), attrs)
 
 
@@ -274,49 +271,6 @@ def _generic_step(self: Any, action: np.ndarray) -> tuple[np.ndarray, float, boo
     obs, reward, terminated, truncated, info = self._gym_base.step(self, action)
     info["task"] = self._task
     return obs, reward, terminated, truncated, info
-
-
-def _generic_make_batch(cls: type, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-    return GymBatchEnv(cls, num_envs, **env_kwargs)
-
-
-class GymBatchEnv(BatchEnv):
-    """Copies of a family env stepped one at a time through their own ``step`` (any env; slower).
-
-    Used for randomised Gymnasium envs without batched hooks. ``terminated`` copies keep stepping (the
-    sampler masks their later steps).
-    """
-
-    def __init__(self, family: type, num_envs: int, **env_kwargs: Any) -> None:
-        self.envs = [family(**env_kwargs) for _ in range(int(num_envs))]
-        env = self.envs[0]
-        self.num_envs = len(self.envs)
-        self.horizon = int(family.horizon)
-        self.obs_dim = int(env.observation_space.shape[0])
-        self.act_dim = int(env.action_space.shape[0])
-        self.action_low = env.action_space.low.astype(np.float64)
-        self.action_high = env.action_space.high.astype(np.float64)
-
-    def set_tasks(self, tasks: Sequence[Task]) -> None:
-        if len(tasks) != self.num_envs:
-            raise ValueError(f"set_tasks got {len(tasks)} tasks for {self.num_envs} envs")
-        for env, t in zip(self.envs, tasks):
-            if env.get_task() != t:
-                env.set_task(t)
-
-    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        return np.stack([env.reset(seed=int(r.integers(2**31)))[0] for env, r in zip(self.envs, rngs)]).astype(
-            np.float64
-        )
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out = [env.step(a) for env, a in zip(self.envs, actions)]
-        obs = np.stack([o[0] for o in out]).astype(np.float64)
-        return obs, np.array([o[1] for o in out], dtype=np.float64), np.array([o[2] for o in out], dtype=bool)
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
 
 
 def family_from_spec(name: str, randomize: str = "") -> type[TaskFamily] | None:

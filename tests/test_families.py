@@ -5,6 +5,7 @@ tests/test_envs.py; here: each family's reward and task effect with numbers, the
 plain Gymnasium stepping, exact restoration of randomised physics, and the ``--randomize`` CLI.
 """
 
+import dataclasses
 import json
 import math
 import pickle
@@ -12,13 +13,16 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import utils
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
+from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.utils.env_checker import check_env
 
 import metarl  # noqa: F401  (registers the ids)
 from metarl import train
 from metarl.envs import (
     DYNAMICS_FIELDS,
+    FAMILIES,
     AngleTask,
     DirectionTask,
     DynamicsTask,
@@ -27,12 +31,15 @@ from metarl.envs import (
     PendulumRandParamsEnv,
     PendulumTask,
     RandomizeError,
+    Task,
     TaskError,
+    TaskFamily,
     Walker2dRandParamsEnv,
     env_id,
     get_family,
     parse_randomize,
     randomized,
+    register_family,
 )
 
 ANT = ["AntDir", "AntDirAngle", "AntGoal"]
@@ -259,7 +266,8 @@ def _batched_vs_plain(fam, tasks, steps, threads, low=-1.2, high=1.2):
     for h in range(steps):
         obs_b, rew_b, term_b = batch.step(actions[h])
         for i, env in enumerate(plain):
-            if done[i]:
+            if done[i]:  # a terminated copy is frozen until the next reset
+                assert term_b[i] and rew_b[i] == 0.0
                 continue
             obs, r, term, *_ = env.step(actions[h, i])
             assert np.array_equal(obs, obs_b[i]), (h, i)
@@ -348,3 +356,44 @@ def test_train_cli_runs_each_new_family(tmp_path, name):
     run = tmp_path / name
     assert train.main(["--env", name, "--run-dir", str(run), *TINY]) == 0
     assert json.loads((run / "config.json").read_text())["family"] == name
+
+
+# ---- a goal-varying family in a few lines (the example of docs/families.md) ---------------------
+@dataclasses.dataclass(frozen=True)
+class TargetVelocity(Task):
+    velocity: float
+
+
+class HopperVelEnv(TaskFamily, HopperEnv):
+    """Hop forward at a target velocity: reward -|v_x - v_goal| + 1 (alive) - 1e-3·Σa²."""
+
+    family_name, task_type, horizon, meta_test_seed = "HopperVel", TargetVelocity, 200, 12345
+
+    def __init__(self, task=None, **kwargs):
+        HopperEnv.__init__(self, **kwargs)
+        utils.EzPickle.__init__(self, task=task, **kwargs)
+        self._init_task(task)
+
+    @classmethod
+    def _draw_tasks(cls, n, rng):
+        return [TargetVelocity(float(v)) for v in rng.uniform(0.0, 2.0, size=n)]
+
+    def _get_rew(self, x_velocity, action):
+        reward = -abs(x_velocity - self._task.velocity) + self.healthy_reward - self.control_cost(action)
+        return reward, {"x_velocity": x_velocity}
+
+
+def test_the_documented_goal_family_works_end_to_end(tmp_path):
+    register_family(HopperVelEnv)
+    try:
+        env = gym.make("metarl/HopperVel-v0", task=TargetVelocity(1.5))
+        check_env(env.unwrapped, skip_render_check=True)
+        a = np.full(3, 0.3)
+        for _, r, term, _, info in _run(env, [a] * 5):
+            assert r == pytest.approx(-abs(info["x_velocity"] - 1.5) + (not term) - 1e-3 * np.sum(a**2))
+        env.unwrapped.set_task(TargetVelocity(0.0))
+        assert pickle.loads(pickle.dumps(env.unwrapped)).get_task() == TargetVelocity(0.0)
+        assert len(set(HopperVelEnv.meta_test_tasks())) == 40
+        assert train.main(["--env", "HopperVel", "--run-dir", str(tmp_path / "r"), *TINY]) == 0
+    finally:
+        FAMILIES.pop("HopperVel", None)

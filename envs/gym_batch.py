@@ -1,0 +1,61 @@
+"""Batched stepping for any family env, one copy at a time through its own ``step`` (correct, slower).
+
+The default ``make_batch`` of a :class:`~metarl.envs.core.TaskFamily`: a family written in a few
+lines (a task dataclass, ``_draw_tasks`` and the reward) trains without writing batched hooks.
+Families that need throughput implement the hooks of :class:`~metarl.envs.core.MujocoBatchEnv`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .core import BatchEnv, Task
+
+
+class GymBatchEnv(BatchEnv):
+    """Copies of a family env stepped one at a time through their own ``step`` (any env; slower).
+
+    A copy that terminated is frozen until the next reset (reward 0, ``terminated`` stays True); the
+    sampler masks those steps anyway.
+    """
+
+    def __init__(self, family: type, num_envs: int, **env_kwargs: Any) -> None:
+        self.envs = [family(**env_kwargs) for _ in range(int(num_envs))]
+        env = self.envs[0]
+        self.num_envs = len(self.envs)
+        self.horizon = int(family.horizon)
+        self.obs_dim = int(env.observation_space.shape[0])
+        self.act_dim = int(env.action_space.shape[0])
+        self.action_low = env.action_space.low.astype(np.float64)
+        self.action_high = env.action_space.high.astype(np.float64)
+        self._done = np.zeros(self.num_envs, dtype=bool)
+        self._obs = np.zeros((self.num_envs, self.obs_dim))
+
+    def set_tasks(self, tasks: Sequence[Task]) -> None:
+        if len(tasks) != self.num_envs:
+            raise ValueError(f"set_tasks got {len(tasks)} tasks for {self.num_envs} envs")
+        for env, t in zip(self.envs, tasks):
+            if env.get_task() != t:
+                env.set_task(t)
+
+    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        self._done[:] = False
+        for i, (env, r) in enumerate(zip(self.envs, rngs)):
+            self._obs[i] = env.reset(seed=int(r.integers(2**31)))[0]
+        return self._obs.copy()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        reward = np.zeros(self.num_envs)
+        for i, env in enumerate(self.envs):
+            if not self._done[i]:
+                obs, reward[i], terminated, _, _ = env.step(actions[i])
+                self._obs[i] = obs
+                self._done[i] = terminated
+        return self._obs.copy(), reward, self._done.copy()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

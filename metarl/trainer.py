@@ -133,9 +133,11 @@ class MetaTrainer:
             "meta/adapted_distance": stats.adapted_distance,
             **res.stats,
         }
-        self._check_finite(metrics, theta)
-        self.theta = theta
-        self.norm.update(res.obs_sum.sum(0), res.obs_sq_sum.sum(0), res.obs_count)
+        norm = RunningNorm(self.local_agent.obs_dim)
+        norm.load_state_dict(self.norm.state_dict())
+        norm.update(res.obs_sum.sum(0), res.obs_sq_sum.sum(0), res.obs_count)
+        self._check_finite(metrics, theta, norm)
+        self.theta, self.norm = theta, norm
         self.iteration += 1
         self.env_steps += res.env_steps
         seconds = time.perf_counter() - t0
@@ -150,14 +152,18 @@ class MetaTrainer:
         )
         return metrics
 
-    def _check_finite(self, metrics: dict[str, float], theta: Params) -> None:
+    def _check_finite(self, metrics: dict[str, float], theta: Params, norm: RunningNorm) -> None:
+        """Raise :class:`DivergenceError` before a non-finite value can reach θ or a checkpoint."""
         where = f"meta-iteration {self.iteration + 1}"
         for name, value in metrics.items():
             if not math.isfinite(value):
-                raise DivergenceError(f"{name} is {value} at {where}; the last good checkpoint is kept")
+                raise DivergenceError(f"{name} is {value} at {where}")
         for name, value in theta.items():
             if not torch.isfinite(value).all():
-                raise DivergenceError(f"parameter {name} is not finite at {where}; the last good checkpoint is kept")
+                raise DivergenceError(f"parameter {name} is not finite at {where}")
+        for name, value in norm.state_dict().items():
+            if not torch.isfinite(value).all():
+                raise DivergenceError(f"observation normaliser {name} is not finite at {where} (observations blew up)")
 
     def evaluate(
         self,
@@ -203,12 +209,25 @@ class MetaTrainer:
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore from :meth:`state_dict` output, checking family and parameter shapes."""
-        if state["family"] != self.family.family_name:
-            raise CheckpointError(f"{source}: checkpoint of family {state['family']}, not {self.family.family_name}")
-        theta = state["theta"]
-        if set(theta) != set(self.theta) or any(theta[k].shape != self.theta[k].shape for k in self.theta):
+        family = self.family.family_name
+        if state.get("family") != family:
+            raise CheckpointError(f"{source}: checkpoint of family {state.get('family')}, not {family}")
+        theta = state.get("theta")
+        if (
+            not isinstance(theta, dict)
+            or set(theta) != set(self.theta)
+            or any(not isinstance(theta[k], torch.Tensor) or theta[k].shape != self.theta[k].shape for k in self.theta)
+        ):
             raise CheckpointError(f"{source}: parameter shapes do not match this configuration (network sizes differ)")
+        norm, dim = state.get("normalizer"), self.local_agent.obs_dim
+        shapes = {"mean": (dim,), "var": (dim,), "count": ()}
+        if not isinstance(norm, dict) or any(
+            not isinstance(norm.get(k), torch.Tensor) or tuple(norm[k].shape) != s for k, s in shapes.items()
+        ):
+            raise CheckpointError(f"{source}: observation normaliser missing or of the wrong size for {dim} inputs")
+        if not all(isinstance(state.get(k), int) and state[k] >= 0 for k in ("iteration", "env_steps")):
+            raise CheckpointError(f"{source}: 'iteration' and 'env_steps' must be non-negative integers")
         self.theta = {k: theta[k].detach().clone().float() for k in self.theta}
-        self.norm.load_state_dict(state["normalizer"])
+        self.norm.load_state_dict(norm)
         self.iteration = int(state["iteration"])
         self.env_steps = int(state["env_steps"])

@@ -6,12 +6,21 @@ worker receives θ, the normaliser statistics, its tasks and their seeds, and re
 parameters and statistics (~100 µs of pipe traffic against seconds of sampling). Each worker keeps
 its envs alive across calls. Because every task's randomness derives from its own seed, the result
 is bit-for-bit the same for any number of workers (tested).
+
+Shutdown belongs to the parent. Workers ignore SIGINT and SIGTERM (a terminal's Ctrl-C reaches the
+whole process group; the parent finishes its iteration and closes them). A worker leaves when its pipe closes, when
+told to, or, while busy computing, when a watchdog thread sees that its parent is gone (SIGKILL of the
+parent leaves no orphans). An exception inside a worker is sent back and re-raised by the parent as
+:class:`WorkerError`, after every other worker's reply of that call has been read.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -33,14 +42,34 @@ def _to_torch(params: dict[str, np.ndarray]) -> Params:
     return {k: torch.from_numpy(v) for k, v in params.items()}
 
 
-def _worker(conn: Connection, make_agent: Callable[[], PGAgent]) -> None:
+#: Seconds between the worker watchdog's checks that the parent is alive.
+PARENT_CHECK_S = 0.5
+#: Signals a worker ignores: a terminal's Ctrl-C or a job manager's SIGTERM reaches the whole process
+#: group, and the parent, not each worker, decides how to stop (finish the iteration, checkpoint).
+_SHUTDOWN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """Watchdog thread of a worker: end the process as soon as its parent is gone."""
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            os._exit(3)
+
+
+def _worker(conn: Connection, make_agent: Callable[[], PGAgent], parent_pid: int) -> None:
+    for s in _SHUTDOWN_SIGNALS:  # the parent decides when to stop (inherited already; made sure)
+        signal.signal(s, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died while this process started
+        return
     torch.set_num_threads(1)
     agent = make_agent()
     norm = RunningNorm(agent.obs_dim)
     while True:
         try:
             msg = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):  # parent gone (or Ctrl-C to the group): leave
+        except (EOFError, OSError):  # parent gone: leave
             break
         if msg[0] == "close":
             break
@@ -51,7 +80,10 @@ def _worker(conn: Connection, make_agent: Callable[[], PGAgent]) -> None:
             res.params = [_to_numpy(p) for p in res.params]  # type: ignore[misc]
             conn.send(("ok", res))
         except Exception as e:  # report, keep serving
-            conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+            try:
+                conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+            except (OSError, BrokenPipeError):  # parent gone
+                break
     agent.close()
     conn.close()
 
@@ -83,8 +115,18 @@ class ParallelAgent:
 
     def _start_worker(self, slot: int | None = None) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker, args=(child, self.make_agent), daemon=True)
-        proc.start()
+        proc = self._ctx.Process(target=_worker, args=(child, self.make_agent, os.getpid()), daemon=True)
+        # The worker is born ignoring SIGINT and SIGTERM (an ignored disposition survives exec, and Python
+        # then installs no KeyboardInterrupt handler), so a Ctrl-C during its imports cannot kill it. Here
+        # the two signals stay blocked meanwhile: one that arrives is delivered after, not lost.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SHUTDOWN_SIGNALS)
+        handlers = {s: signal.signal(s, signal.SIG_IGN) for s in _SHUTDOWN_SIGNALS}
+        try:
+            proc.start()
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         if slot is None:
             self._procs.append(proc)
@@ -113,7 +155,8 @@ class ParallelAgent:
         for w, (lo, hi) in enumerate(chunks):
             send(w, lo, hi)
         results: list[AdaptResult] = []
-        for w, (lo, hi) in enumerate(chunks):
+        errors: list[str] = []
+        for w, (lo, hi) in enumerate(chunks):  # read every reply, so no stale one is left in a pipe
             try:
                 reply = self._conns[w].recv()
             except (EOFError, OSError):
@@ -124,10 +167,16 @@ class ParallelAgent:
                 try:
                     reply = self._conns[w].recv()
                 except (EOFError, OSError):
-                    raise WorkerError(f"worker {w} died twice adapting tasks {lo}..{hi - 1}") from None
+                    self._procs[w].join(timeout=1)
+                    self._start_worker(w)  # leave a live worker in the slot for later calls
+                    errors.append(f"worker {w} died twice adapting tasks {lo}..{hi - 1}")
+                    continue
             if reply[0] == "error":
-                raise WorkerError(f"adapting tasks {lo}..{hi - 1} ({list(tasks[lo:hi])}) failed: {reply[1]}")
-            results.append(reply[1])
+                errors.append(f"adapting tasks {lo}..{hi - 1} ({_short(tasks[lo:hi])}) failed: {reply[1]}")
+            else:
+                results.append(reply[1])
+        if errors:
+            raise WorkerError(errors[0])
         return _merge(results)
 
     def close(self) -> None:
@@ -147,6 +196,11 @@ class ParallelAgent:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs if p.pid is not None]
+
+
+def _short(tasks: Sequence[Task], limit: int = 160) -> str:
+    text = ", ".join(map(repr, tasks))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _merge(results: list[AdaptResult]) -> AdaptResult:

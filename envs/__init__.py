@@ -11,7 +11,7 @@ import difflib
 import gymnasium as gym
 
 from .ant import AngleTask, AntDirAngleEnv, AntDirEnv, AntGoalEnv
-from .core import BatchEnv, MujocoBatchEnv, Task, TaskError, TaskFamily, load_mujoco_model
+from .core import BatchEnv, MujocoBatchEnv, SimulationError, Task, TaskError, TaskFamily, load_mujoco_model
 from .half_cheetah import DirectionTask, HalfCheetahDirEnv, HalfCheetahVelEnv, VelocityTask
 from .navigation import GoalTask, Navigation2DEnv
 from .pendulum import PendulumRandParamsEnv, PendulumTask
@@ -125,6 +125,7 @@ __all__ = [
     "HalfCheetahVelEnv",
     "MujocoBatchEnv",
     "Navigation2DEnv",
+    "SimulationError",
     "Task",
     "TaskError",
     "TaskFamily",

@@ -27,6 +27,10 @@ class TaskError(ValueError):
     """A task the family cannot represent (unknown field, wrong type, value out of its domain)."""
 
 
+class SimulationError(RuntimeError):
+    """The physics went unstable (NaN, inf or huge accelerations); the message names the task and step."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """Base class of task dataclasses. Subclasses validate their fields in ``__post_init__``."""
@@ -231,6 +235,14 @@ def load_mujoco_model(xml_path: str) -> mujoco.MjModel:
     return model
 
 
+#: MuJoCo warnings that mean the simulation stopped being physical. On ``mjWARN_BADQACC`` MuJoCo resets
+#: the data to the model's initial state and carries on, so without this check an unstable copy would
+#: silently teleport. ``mj_resetData`` (every ``reset``) zeroes the counters.
+UNSTABLE_WARNINGS = tuple(
+    getattr(mujoco.mjtWarning, n) for n in ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC", "mjWARN_BADCTRL")
+)
+
+
 class MujocoBatchEnv(BatchEnv):
     """Copies of a MuJoCo family env stepped by calling ``mj_step`` on their ``MjData`` directly.
 
@@ -284,6 +296,9 @@ class MujocoBatchEnv(BatchEnv):
         self._slices = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self._ctrl = np.zeros((self.num_envs, self.act_dim))
+        self._tasks: list[Task] = [template.get_task()] * self.num_envs
+        self._t = 0  # env steps since the last reset, for error messages
+        self._warnings = [d.warning.number for d in self.datas]  # live views of each copy's warning counters
         self._general = self._per_copy_models or self._rne_post or bool(self._fields)
         # General path only: a copy that terminated is frozen until the next reset (the sampler masks its
         # later steps), so early-terminating walkers do not pay physics for dead episodes.
@@ -300,6 +315,7 @@ class MujocoBatchEnv(BatchEnv):
             if not isinstance(t, self.template.task_type):
                 raise TaskError(f"{self.template.family_name} takes a {self.template.task_type.__name__}")
         self.task_params = np.stack([t.vector() for t in tasks])
+        self._tasks = list(tasks)
         if self.models is not None:  # dynamics: nominal * scale into each copy's model, once per change
             for i, t in enumerate(tasks):
                 if self._copy_tasks[i] != t:
@@ -309,6 +325,7 @@ class MujocoBatchEnv(BatchEnv):
     def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         if len(rngs) != self.num_envs:
             raise ValueError(f"reset got {len(rngs)} generators for {self.num_envs} envs")
+        self._t = 0
         self._done[:] = False
         for i, d in enumerate(self.datas):
             model = self.model_of(i)
@@ -363,6 +380,7 @@ class MujocoBatchEnv(BatchEnv):
         else:
             for f in [self._pool.submit(stepper, lo, hi) for lo, hi in self._slices]:
                 f.result()
+        self._check_stable()
         if self._fields:
             obs = self.template._batch_obs(self.qpos, self.qvel, extra=self.extra)
             reward, terminated = self.template._batch_reward(
@@ -385,6 +403,21 @@ class MujocoBatchEnv(BatchEnv):
             self._done |= terminated
         return obs, reward, terminated
 
+    def _check_stable(self) -> None:
+        """Raise :class:`SimulationError` naming the copy's task and the step if any copy went unstable."""
+        self._t += 1
+        a, b, c, d = (int(w) for w in UNSTABLE_WARNINGS)
+        finite = np.isfinite(self.qvel).all()
+        for i, n in enumerate(self._warnings):  # ~0.3 µs a copy against ~40 µs of physics
+            if n[a] or n[b] or n[c] or n[d] or not (finite or np.isfinite(self.qvel[i]).all()):
+                which = ", ".join(w.name for w in UNSTABLE_WARNINGS if n[int(w)]) or "non-finite velocity"
+                models = getattr(self, "models", None) or [self.model] * self.num_envs
+                for dd, m in zip(self.datas, models):
+                    mujoco.mj_resetData(m, dd)  # the copies stay usable: the next episode starts clean
+                raise SimulationError(
+                    f"{self.template.family_name}: the simulation went unstable ({which}) at env step {self._t} "
+                    f"of the episode, in copy {i} of {self.num_envs}, task {self._tasks[i]!r}"
+                )
 
     def close(self) -> None:
         if self._pool is not None:

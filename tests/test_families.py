@@ -261,6 +261,8 @@ def _batched_vs_plain(fam, tasks, steps, threads, low=-1.2, high=1.2):
     for i, env in enumerate(plain):
         env.reset(seed=0)
         env.set_state(batch.datas[i].qpos.copy(), batch.datas[i].qvel.copy())
+        # the solver's warm start too: MuJoCo 3.3 updates it in mj_forward, which set_state calls again
+        env.data.qacc_warmstart[:] = batch.datas[i].qacc_warmstart
         assert np.array_equal(env._get_obs(), obs_b[i])
     done = np.zeros(n, dtype=bool)
     for h in range(steps):

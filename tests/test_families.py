@@ -366,9 +366,7 @@ class TargetVelocity(Task):
     velocity: float
 
 
-class HopperVelEnv(TaskFamily, HopperEnv):
-    """Hop forward at a target velocity: reward -|v_x - v_goal| + 1 (alive) - 1e-3·Σa²."""
-
+class HopperVelEnv(TaskFamily, HopperEnv):  # reward -|v_x - v_goal| + 1 (alive) - 1e-3·Σa²
     family_name, task_type, horizon, meta_test_seed = "HopperVel", TargetVelocity, 200, 12345
 
     def __init__(self, task=None, **kwargs):

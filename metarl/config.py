@@ -100,6 +100,14 @@ class TrainConfig:
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"--{f.name.replace('_', '-')} must be finite, got {v}")
+        if self.inner_steps == 0:
+            raise ConfigError("--inner-steps must be positive: with 0 adaptation steps Reptile cannot move θ")
+        for name in ("seed", "eval_seed"):  # numpy seeds are non-negative
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        held_out = self.family.num_meta_test_tasks
+        if self.eval_tasks > held_out:
+            raise ConfigError(f"--eval-tasks must be at most {held_out} (the held-out tasks), got {self.eval_tasks}")
         if self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
         if not self.hidden or any(h <= 0 for h in self.hidden):

@@ -3,6 +3,12 @@
 Writes ``runs/<env>__<agent>__s<seed>__<time>/`` (or ``--run-dir``): ``config.json``, TensorBoard
 events, ``checkpoints/latest.pt`` (after every iteration) and ``checkpoints/iter_NNNNNN.pt`` (every
 ``--checkpoint-every`` iterations). ``--resume RUN_DIR`` continues a run from its latest checkpoint.
+
+Faults (docs/robustness.md): every file is written atomically, so a process killed at any moment
+leaves a run that ``--resume`` continues, losing at most the iteration in progress. SIGINT/SIGTERM
+finish the iteration, checkpoint and exit 130/143 (a second one stops at once, keeping the last
+checkpoint). Divergence (NaN/inf) and simulator faults stop the run with exit status 1 and keep the
+last good checkpoint. Bad input is a one-line error with exit status 2 and changes no file.
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    write_text_atomic,
+)
 from .config import ConfigError, TrainConfig, add_config_arguments, resolve
 
 #: Flags that may change when resuming (they do not change what the run computes).
@@ -101,6 +113,8 @@ def _new_run(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], Pat
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / f"{cfg.family_name}__{cfg.agent}__s{cfg.seed}__{stamp}"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
     if (run_dir / "config.json").exists() or (run_dir / "checkpoints").exists():
         raise ConfigError(
             f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir"
@@ -116,8 +130,10 @@ def _resume_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, 
     try:
         saved = json.loads(cfg_path.read_text())["config"]
         cfg = TrainConfig.from_dict(saved)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ConfigError(f"{cfg_path}: unreadable run configuration ({e})") from None
+        cfg.validate()
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+        detail = str(e.args[0]) if isinstance(e, KeyError) else str(e)
+        raise ConfigError(f"{cfg_path}: unreadable run configuration ({detail})") from None
     changes = {}
     for f in RESUMABLE_OVERRIDES:
         value = getattr(args, f)
@@ -132,6 +148,11 @@ def _resume_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, 
     cfg = TrainConfig(**{**cfg.to_dict(), "hidden": tuple(cfg.hidden), **changes})
     cfg.validate()
     state = load_checkpoint(ckpt_path, family=cfg.family_name)
+    done = state.get("iteration")
+    if isinstance(done, int) and cfg.meta_iters < done:
+        raise ConfigError(
+            f"--meta-iters {cfg.meta_iters} is below the {done} iterations {run_dir} has done; give a larger total"
+        )
     return cfg, run_dir, state
 
 
@@ -150,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     except KeyError as e:
         return _fail(str(e.args[0]))
+    if state is not None and state.get("iteration") == cfg.meta_iters:
+        print(
+            f"metarl.train: {run_dir} is complete ({cfg.meta_iters} iterations); nothing to do. "
+            f"To train further: --resume {run_dir} --meta-iters N with N > {cfg.meta_iters}"
+        )
+        return 0
     return run(cfg, run_dir, state, overrides, quiet=args.quiet)
 
 
@@ -162,19 +189,62 @@ def run(
 ) -> int:
     """Meta-train ``cfg`` into ``run_dir`` (continuing ``state`` if given). Returns an exit status."""
     import torch
-    from torch.utils.tensorboard import SummaryWriter
 
-    from .trainer import DivergenceError, MetaTrainer
+    from .agents.parallel import WorkerError
+    from .envs import SimulationError
+    from .trainer import DivergenceError
 
     torch.set_num_threads(1)  # the simulator threads own the cores; the small MLPs gain nothing
-    trainer = MetaTrainer(cfg)
-    if state is not None:
-        try:
-            trainer.load_state_dict(state, source=str(run_dir / "checkpoints" / "latest.pt"))
-        except CheckpointError as e:
-            return _fail(str(e))
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stop: dict[str, Any] = {"signal": None, "closing": False}
+
+    def _on_signal(signum: int, frame: Any) -> None:  # finish the iteration, then stop; a second signal: now
+        if stop["signal"] is not None and not stop["closing"]:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+
+    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(
+            cfg, run_dir, ckpt_dir, state, overrides, quiet, stop, (DivergenceError, WorkerError, SimulationError)
+        )
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+
+
+def _run(
+    cfg: TrainConfig,
+    run_dir: Path,
+    ckpt_dir: Path,
+    state: dict[str, Any] | None,
+    overrides: dict[str, Any] | None,
+    quiet: bool,
+    stop: dict[str, Any],
+    faults: tuple[type[BaseException], ...],
+) -> int:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .trainer import MetaTrainer
+
+    try:
+        trainer = MetaTrainer(cfg)
+    except KeyboardInterrupt:
+        return _fail("stopped by a second signal while starting; no file was written", code=130)
+    try:
+        if state is not None:
+            trainer.load_state_dict(state, source=str(ckpt_dir / "latest.pt"))
+    except CheckpointError as e:
+        trainer.close()
+        return _fail(str(e))
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        trainer.close()
+        return _fail(f"cannot create the run folder {run_dir} ({e.strerror or e}); choose another --run-dir")
+    if state is not None:
+        for p in remove_stale_temporaries(ckpt_dir):
+            print(f"metarl.train: removed {p.name}, a checkpoint write interrupted by a crash")
     meta = {
         "config": cfg.to_dict(),
         "family": cfg.family_name,
@@ -183,25 +253,18 @@ def run(
         "command": sys.argv,
     }
     if state is None:
-        (run_dir / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_text_atomic(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
         print(f"metarl.train: {cfg.family_name} preset {json.dumps(overrides or {})}")
         print(f"metarl.train: run folder {run_dir}")
     else:
-        (run_dir / "config.json").write_text(
-            json.dumps({**json.loads((run_dir / "config.json").read_text()), "config": cfg.to_dict()}, indent=2) + "\n"
-        )
+        saved = json.loads((run_dir / "config.json").read_text())
+        if saved.get("config") != cfg.to_dict():
+            write_text_atomic(run_dir / "config.json", json.dumps({**saved, "config": cfg.to_dict()}, indent=2) + "\n")
         print(f"metarl.train: resuming {run_dir} at iteration {trainer.iteration} of {cfg.meta_iters}")
     # purge_step drops events a crashed process logged after its last checkpoint
     writer = SummaryWriter(str(run_dir), purge_step=trainer.iteration + 1 if state is not None else None)
     if state is None:
         writer.add_text("hyperparameters", _hparams_markdown(cfg), 0)
-
-    stop = {"signal": None}
-
-    def _on_signal(signum: int, frame: Any) -> None:  # finish the iteration, then stop
-        stop["signal"] = signum
-
-    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def checkpoint(numbered: bool) -> None:
         st = trainer.state_dict()
@@ -223,6 +286,7 @@ def run(
 
     progress = Progress(cfg.meta_iters, trainer.iteration, enabled=not quiet)
     status = 0
+    kept = ckpt_dir / "latest.pt"
     try:
         if state is None:
             checkpoint(numbered=False)
@@ -248,16 +312,42 @@ def run(
                 )
                 status = 130 if stop["signal"] == signal.SIGINT else 143
                 break
-    except DivergenceError as e:
-        status = _fail(f"diverged: {e} ({run_dir / 'checkpoints' / 'latest.pt'})", code=1)
+    except faults as e:
+        diverged = type(e).__name__ == "DivergenceError"
+        what = "diverged" if diverged else f"fault in meta-iteration {trainer.iteration + 1}"
+        msg = str(e).replace("\n", " ")
+        status = _fail(
+            f"{what}: {msg}; stopped, the last good checkpoint (iteration {_saved_iteration(kept)}) is kept in {kept}",
+            code=1,
+        )
+    except OSError as e:  # disk full, folder removed or read-only: the atomic writes kept the last checkpoint
+        status = _fail(
+            f"cannot write {e.filename or run_dir} ({e.strerror or e}); stopped, the checkpoint of iteration "
+            f"{_saved_iteration(kept)} is kept. Free space or fix permissions, then: python -m metarl.train "
+            f"--resume {run_dir}",
+            code=1,
+        )
+    except KeyboardInterrupt:
+        name = signal.Signals(stop["signal"] or signal.SIGINT).name
+        status = _fail(
+            f"stopped at once by a second {name}; the checkpoint of iteration {_saved_iteration(kept)} is kept. "
+            f"Resume with: python -m metarl.train --resume {run_dir}",
+            code=130 if name == "SIGINT" else 143,
+        )
     finally:
+        stop["closing"] = True  # a signal now cannot interrupt the flush and the workers' shutdown
         writer.close()
         trainer.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
     if status == 0:
         print(f"metarl.train: done, {trainer.iteration} iterations, {trainer.env_steps} env steps; {run_dir}")
     return status
+
+
+def _saved_iteration(path: Path) -> int | str:
+    try:
+        return int(load_checkpoint(path)["iteration"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return "?"
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 family,
                 reference.config,
                 theta,
-                RunningNorm(theta["pi.0.w"].shape[0]),
+                RunningNorm(agent.obs_dim),
                 source=f"random init (seed {10_000 + s})",
             )
         )
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             o_tasks,
             args.oracle_steps,
             args.episodes_per_step,
-            RunningNorm(theta["pi.0.w"].shape[0]),
+            RunningNorm(agent.obs_dim),
             [(args.seed, 1, j) for j in range(len(o_tasks))],
         )
         agent.close()

@@ -72,6 +72,8 @@ class _GaussianPolicy:
             deterministic: the Gaussian's mean (default) instead of a sample.
             rng: generator of the sample when not deterministic.
         """
+        if self.config.agent.startswith("sb3-"):
+            return self._sb3_act(obs, deterministic)
         x = torch.as_tensor(np.asarray(obs, dtype=np.float64)).float()
         single = x.dim() == 1
         mean = mlp(self.theta, "pi", self.norm(x.unsqueeze(0) if single else x))
@@ -81,6 +83,16 @@ class _GaussianPolicy:
             mean = mean + std * torch.from_numpy(rng.standard_normal(mean.shape)).float()
         out = mean.numpy().astype(np.float64)
         return out[0] if single else out
+
+    def _sb3_act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        # θ of an sb3-* run is an SB3 policy's state: act through SB3 itself (no metarl normaliser)
+        if getattr(self, "_sb3_model", None) is None:
+            from .sb3 import make_sb3_agent
+
+            agent = make_sb3_agent(self.config, threads=1)
+            self._sb3_model = agent.build(self.theta)
+        action, _ = self._sb3_model.predict(np.asarray(obs), deterministic=deterministic)
+        return np.asarray(action, dtype=np.float64)
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -142,10 +154,15 @@ class MetaPolicy(_GaussianPolicy):
             theta = {k: v.float() for k, v in state["theta"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{file}: incomplete metarl checkpoint ({type(e).__name__}: {e})") from None
-        probe = fam.make_batch(1)
-        if theta["pi.0.w"].shape[0] != probe.obs_dim or theta["log_std"].shape[0] != probe.act_dim:
-            raise CheckpointError(f"{file}: parameter shapes do not fit {fam.family_name}'s observations/actions")
-        probe.close()
+        from .trainer import make_agent
+
+        agent = make_agent(config, threads=1)
+        try:
+            expected = agent.init_params(0)
+        finally:
+            agent.close()
+        if set(expected) != set(theta) or any(expected[k].shape != theta[k].shape for k in expected):
+            raise CheckpointError(f"{file}: parameter names or shapes do not fit {fam.family_name} with this config")
         info = {k: state[k] for k in ("iteration", "env_steps", "provenance", "adapted") if k in state}
         return cls(fam, config, theta, norm, source=str(file), info=info)
 

@@ -120,6 +120,22 @@ class PGAgent:
                 derives from ``seeds[t]`` alone, so results do not depend on how tasks are grouped
                 into batches or worker processes.
         """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small MLPs: intra-op threads only fight the simulator threads
+        try:
+            return self._adapt(theta, tasks, steps, episodes, norm, seeds)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _adapt(
+        self,
+        theta: Params,
+        tasks: Sequence[Task],
+        steps: int,
+        episodes: int,
+        norm: RunningNorm,
+        seeds: Sequence[Sequence[int] | int],
+    ) -> AdaptResult:
         T, E = len(tasks), episodes
         if len(seeds) != T:
             raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")

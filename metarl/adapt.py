@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         task = parse_task(family, args.task) if args.task is not None else None
     except TaskError as e:
-        return _fail(f"--task: {e}")
+        return _fail(str(e))
     if args.save is not None and args.save.is_dir():
         return _fail(f"--save {args.save} is a folder; give a file path such as {args.save / 'adapted.pt'}")
     torch.set_num_threads(1)

@@ -19,10 +19,10 @@ if [ ! -f runs/pretrain/foundation.done ]; then
   python -m metarl.train --resume runs/HalfCheetahVel__ppo__s0__foundation --quiet >> runs/foundation_s0.log 2>&1 \
     && touch runs/pretrain/foundation.done
 fi
+run HalfCheetahDir__ppo__s0 --env HalfCheetahDir --seed 0 --eval-every 50
 # Multi-task baseline, same env-step budget as 300 Reptile iterations with K=3 (4 batches per task
 # per iteration): Reptile with K=1 and eps=1 averages one PPO update per task and never adapts.
 run HalfCheetahVel__multitask__s0 --env HalfCheetahVel --seed 0 --inner-steps 1 --meta-step 1 --meta-step-final 1 \
   --meta-iters 600 --eval-every 100
-run HalfCheetahDir__ppo__s0 --env HalfCheetahDir --seed 0 --eval-every 50
 run HalfCheetahVel__ppo__s1 --env HalfCheetahVel --seed 1 --eval-every 50
 run HalfCheetahVel__ppo__s2 --env HalfCheetahVel --seed 2 --eval-every 50

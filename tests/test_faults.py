@@ -230,10 +230,10 @@ def test_signal_finishes_the_iteration_checkpoints_flushes_and_says_how_to_resum
 
 def test_a_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
-    args = [
+    args = [  # iterations of ~1 s, so the second signal lands inside one (the test is not a race)
         *TINY,
         "--episodes-per-step",
-        "40",
+        "120",
         "--inner-steps",
         "3",
         "--meta-iters",
@@ -333,8 +333,15 @@ def _empty(path, marker, run):
 
 
 def _flipped_tensor_bytes(path, marker, run):  # inside a tensor record: torch itself would load it
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:  # the largest tensor record, found in the archive's own index
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     data = bytearray(path.read_bytes())
-    data[20000:20064] = bytes(b ^ 0xFF for b in data[20000:20064])
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
     path.write_bytes(bytes(data))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import math
 from typing import Any
 
@@ -15,6 +16,8 @@ from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
 #: Inner-loop agents: the native ones, then stable-baselines3's (agents/sb3.py).
 AGENTS = ("ppo", "vpg", "sb3-ppo", "sb3-a2c", "sb3-trpo")
+#: Where the adapting workers run: spawned processes (agents/parallel.py) or Ray actors (agents/ray_agent.py).
+BACKENDS = ("processes", "ray")
 
 
 class ConfigError(ValueError):
@@ -74,6 +77,15 @@ class TrainConfig:
         "1: in this process); results are identical for any number",
     )
     threads: int = _f(0, "threads stepping the simulator in each worker (0: all cores with --workers 1, else 1)")
+    backend: str = _f(
+        "processes",
+        "where the workers run: 'processes' on this machine, or 'ray': Ray actors, locally or on a cluster "
+        '(pip install "metarl[ray]", docs/ray.md); results are identical',
+        choices=BACKENDS,
+    )
+    ray_address: str = _f(
+        "", "with --backend ray: empty starts Ray on this machine; 'auto' or HOST:PORT joins a running cluster"
+    )
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on values that cannot work."""
@@ -114,6 +126,10 @@ class TrainConfig:
             raise ConfigError(f"--hidden needs positive widths such as 64,64, got {self.hidden}")
         if self.agent not in AGENTS:
             raise ConfigError(f"--agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "ray" and importlib.util.find_spec("ray") is None:  # checked without importing ray
+            raise ConfigError('--backend ray needs Ray: pip install "metarl[ray]"')
 
     @property
     def family(self) -> type[TaskFamily]:

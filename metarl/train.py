@@ -32,7 +32,7 @@ from .checkpoint import (
 from .config import ConfigError, TrainConfig, add_config_arguments, resolve
 
 #: Flags that may change when resuming (they do not change what the run computes).
-RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers")
+RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers", "backend", "ray_address")
 
 
 def build_parser() -> argparse.ArgumentParser:

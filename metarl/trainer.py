@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from .agents.policy import Params
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .envs import Task
+
+if TYPE_CHECKING:
+    from .agents.ray_agent import RayAgent
 
 
 class DivergenceError(RuntimeError):
@@ -59,11 +62,17 @@ def _agent_from_dict(cfg: dict[str, Any], threads: int) -> PGAgent:  # picklable
     return make_agent(TrainConfig.from_dict(cfg), threads)
 
 
-def make_adapter(cfg: TrainConfig) -> tuple[PGAgent, PGAgent | ParallelAgent]:
-    """The local agent (sizes, initialisation) and the one that adapts (itself, or worker processes).
+def make_adapter(cfg: TrainConfig) -> tuple[PGAgent, PGAgent | ParallelAgent | RayAgent]:
+    """The local agent (sizes, initialisation) and the one that adapts (itself, worker processes or Ray actors).
 
-    ``workers`` (0: one per core) only changes speed: results are identical for any number.
+    ``workers`` (0: one per core) and ``backend`` only change speed: results are identical for any choice.
     """
+    if cfg.backend == "ray":  # Ray actors, even for one worker (0: one per CPU of the Ray cluster)
+        from .agents.ray_agent import RayAgent
+
+        local = make_agent(cfg, 1)
+        factory = functools.partial(_agent_from_dict, cfg.to_dict(), cfg.threads or 1)
+        return local, RayAgent(factory, cfg.workers, local.obs_dim, local.act_dim, address=cfg.ray_address)
     workers = cfg.workers or default_workers()
     if workers <= 1:
         local = make_agent(cfg, cfg.threads or None)
@@ -131,6 +140,7 @@ class MetaTrainer:
             "loss/value": res.value_loss,
             "meta/update_norm": stats.update_norm,
             "meta/adapted_distance": stats.adapted_distance,
+            "meta/worker_restarts": float(getattr(self.agent, "restarts", 0)),  # dead workers replaced so far
             **res.stats,
         }
         norm = RunningNorm(self.local_agent.obs_dim)

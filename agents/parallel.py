@@ -16,6 +16,7 @@ parent leaves no orphans). An exception inside a worker is sent back and re-rais
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -32,6 +33,8 @@ import torch
 from ..envs.core import Task
 from .pg import AdaptResult, PGAgent
 from .policy import Params, RunningNorm
+
+log = logging.getLogger(__name__)
 
 
 def _to_numpy(params: Params) -> dict[str, np.ndarray]:
@@ -153,7 +156,10 @@ class ParallelAgent:
             self._conns[w].send(("adapt", theta_np, norm_np, list(tasks[lo:hi]), steps, episodes, list(seeds[lo:hi])))
 
         for w, (lo, hi) in enumerate(chunks):
-            send(w, lo, hi)
+            try:
+                send(w, lo, hi)
+            except OSError:  # the worker died since the last call: its recv below fails, and it is restarted
+                pass
         results: list[AdaptResult] = []
         errors: list[str] = []
         for w, (lo, hi) in enumerate(chunks):  # read every reply, so no stale one is left in a pipe
@@ -162,6 +168,13 @@ class ParallelAgent:
             except (EOFError, OSError):
                 self.restarts += 1
                 self._procs[w].join(timeout=1)
+                log.warning(
+                    "metarl: worker %d died (exit code %s) adapting tasks %d..%d; restarted it and re-ran its tasks",
+                    w,
+                    self._procs[w].exitcode,
+                    lo,
+                    hi - 1,
+                )
                 self._start_worker(w)
                 send(w, lo, hi)
                 try:

@@ -10,7 +10,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_contains_and_imports_every_subpackage(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("metarl-*.whl")

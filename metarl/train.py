@@ -231,6 +231,10 @@ def _run(
         trainer = MetaTrainer(cfg)
     except KeyboardInterrupt:
         return _fail("stopped by a second signal while starting; no file was written", code=130)
+    except Exception as e:  # e.g. an unreachable --ray-address: one line, nothing written
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        hint = "; check --ray-address" if cfg.backend == "ray" else ""
+        return _fail(f"cannot start the adaptation workers ({type(e).__name__}: {first}){hint}")
     try:
         if state is not None:
             trainer.load_state_dict(state, source=str(ckpt_dir / "latest.pt"))

@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from .core import BatchEnv, MujocoBatchEnv, Task, TaskFamily, finite_float, load_mujoco_model
+from .core import BatchEnv, MujocoBatchEnv, Task, TaskFamily, finite_float, quiet_simulation
 from .half_cheetah import DirectionTask
 from .navigation import GoalTask
 
@@ -58,12 +58,7 @@ class _AntFamily(TaskFamily, AntEnv):
         self._init_task(task)
 
     def _initialize_simulation(self) -> tuple[Any, Any]:
-        import mujoco
-
-        model = load_mujoco_model(self.fullpath)
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        return model, mujoco.MjData(model)
+        return quiet_simulation(self)
 
     # ---- the one definition of the reward ------------------------------------------------------
     @staticmethod

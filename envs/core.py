@@ -243,6 +243,14 @@ UNSTABLE_WARNINGS = tuple(
 )
 
 
+def quiet_simulation(env: Any) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    """What a family's ``_initialize_simulation`` returns: Gymnasium's, with :func:`load_mujoco_model`."""
+    model = load_mujoco_model(env.fullpath)
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, env.width)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, env.height)
+    return model, mujoco.MjData(model)
+
+
 class MujocoBatchEnv(BatchEnv):
     """Copies of a MuJoCo family env stepped by calling ``mj_step`` on their ``MjData`` directly.
 

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from .core import BatchEnv, MujocoBatchEnv, Task, TaskError, TaskFamily, finite_float, load_mujoco_model
+from .core import BatchEnv, MujocoBatchEnv, Task, TaskError, TaskFamily, finite_float, quiet_simulation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +52,7 @@ class _HalfCheetahFamily(TaskFamily, HalfCheetahEnv):
         self._init_task(task)
 
     def _initialize_simulation(self) -> tuple[Any, Any]:
-        import mujoco
-
-        model = load_mujoco_model(self.fullpath)
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        return model, mujoco.MjData(model)
+        return quiet_simulation(self)
 
     # The one definition of the reward, vectorised: the single env and the batch both use it.
     @staticmethod

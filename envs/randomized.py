@@ -26,7 +26,7 @@ import mujoco
 import numpy as np
 from gymnasium import utils
 
-from .core import Task, TaskError, TaskFamily, load_mujoco_model
+from .core import Task, TaskError, TaskFamily, quiet_simulation
 
 #: Model arrays a task may scale, with what they mean.
 DYNAMICS_FIELDS: dict[str, str] = {
@@ -91,14 +91,12 @@ class DynamicsFamily(TaskFamily):
     _batch_per_copy_models: ClassVar[bool] = True
 
     def _initialize_simulation(self) -> tuple[Any, Any]:
-        model = load_mujoco_model(self.fullpath)
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        model, data = quiet_simulation(self)
         self._nominal = {f: getattr(model, f).copy() for f in self.scale_ranges}
         self._scratch = mujoco.MjData(model)
         if "_field_shapes" not in type(self).__dict__:
             type(self)._field_shapes = {f: v.shape for f, v in self._nominal.items()}
-        return model, mujoco.MjData(model)
+        return model, data
 
     @classmethod
     def field_shapes(cls) -> dict[str, tuple[int, ...]]:

@@ -30,6 +30,7 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
     assert "envs" not in tops and "agents" not in tops
     for sub in ["metarl", "metarl/envs", "metarl/agents"]:
         assert f"{sub}/__init__.py" in names, sub
+    assert "metarl/pretrained/HalfCheetahVel.pt" in names  # the shipped meta-policy travels in the wheel
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True
@@ -40,6 +41,7 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
         "import metarl.agents.parallel, metarl.checkpoint;"
         "assert all(m.__file__.startswith(sys.argv[1]) for m in (metarl, metarl.envs, metarl.agents));"
         "import gymnasium as gym; gym.make('metarl/Navigation2D-v0');"
+        "from metarl.policy import pretrained_path; assert pretrained_path('HalfCheetahVel').is_file();"
         "print('ok')"
     )
     out = subprocess.run(

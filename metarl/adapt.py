@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .config import AGENTS
 from .envs import FAMILIES, TaskError, get_family
 
 
@@ -34,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the task, as key=value[,key=value] or JSON, e.g. velocity=1.3, direction=-1, goal=0.1:-0.2 "
         "(default: a task sampled with --seed, printed)",
+    )
+    p.add_argument(
+        "--agent",
+        choices=AGENTS,
+        default=None,
+        help="inner-loop agent that adapts (default: the one the meta-policy was trained with); "
+        "native agents adapt native meta-policies, sb3-* agents sb3-* ones",
     )
     p.add_argument("--steps", type=int, default=3, help="adaptation steps (default: 3)")
     p.add_argument("--episodes-per-step", type=int, default=20, help="episodes sampled per step (default: 20)")
@@ -85,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             meta = MetaPolicy.pretrained(family.family_name)
     except CheckpointError as e:
         return _fail(str(e), code=1 if args.checkpoint is not None and Path(args.checkpoint).exists() else 2)
+    if args.agent is not None:
+        try:
+            meta = meta.with_agent(args.agent)
+        except ValueError as e:
+            return _fail(str(e))
     sampled = task is None
     if task is None:
         task = family.sample_tasks(1, np.random.default_rng(args.seed))[0]
@@ -106,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     "env_steps": adapted.env_steps,
                     "seconds": round(seconds, 3),
                     "checkpoint": meta.source,
+                    "agent": meta.config.agent,
                 }
             )
         )

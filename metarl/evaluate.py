@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import AGENTS
 from .envs import FAMILIES, get_family
 
 
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="PATH|RUN_DIR",
         help="multi-task baseline checkpoint (trained without adaptation); repeat per seed",
+    )
+    p.add_argument(
+        "--agent",
+        choices=AGENTS,
+        default=None,
+        help="inner-loop agent for every policy and baseline (default: the meta-policy's own)",
     )
     p.add_argument("--random-seeds", type=int, default=3, help="random-initialisation baselines (default: 3)")
     p.add_argument(
@@ -157,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         multis = [MetaPolicy.load(p, family.family_name) for p in args.multitask]
     except CheckpointError as e:
         return _fail(str(e), code=1)
+    if args.agent is not None:
+        try:
+            metas = [m.with_agent(args.agent) for m in metas]
+            multis = [m.with_agent(args.agent) for m in multis]
+        except ValueError as e:
+            return _fail(str(e))
     tasks = family.meta_test_tasks()[: args.tasks]
     seeds = [(args.seed, j) for j in range(len(tasks))]
     out = args.out or Path("runs") / f"eval__{family.family_name}__{time.strftime('%Y%m%d-%H%M%S')}"
@@ -236,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "episodes_per_step": args.episodes_per_step,
         "evaluation_seed": args.seed,
         "training_seeds": [p.config.seed for p in metas],
+        "agent": metas[0].config.agent,
         "curves": results,
         "oracle": oracle,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],

@@ -166,6 +166,26 @@ class MetaPolicy(_GaussianPolicy):
         info = {k: state[k] for k in ("iteration", "env_steps", "provenance", "adapted") if k in state}
         return cls(fam, config, theta, norm, source=str(file), info=info)
 
+    def with_agent(self, agent: str) -> MetaPolicy:
+        """The same θ, adapted by another inner-loop agent whose parameters have the same layout.
+
+        Native agents (``ppo``, ``vpg``) share one layout, stable-baselines3 agents (``sb3-*``) another.
+
+        Raises:
+            ValueError: one line naming both agents when the layouts differ.
+        """
+        import dataclasses
+
+        if agent.startswith("sb3-") != self.config.agent.startswith("sb3-"):
+            kind = "stable-baselines3 (sb3-*)" if self.config.agent.startswith("sb3-") else "native (ppo, vpg)"
+            raise ValueError(
+                f"--agent {agent}: this meta-policy was trained with --agent {self.config.agent}; "
+                f"its parameters fit {kind} agents only"
+            )
+        config = dataclasses.replace(self.config, agent=agent)
+        config.validate()
+        return MetaPolicy(self.family, config, self.theta, self.norm, source=self.source, info=self.info)
+
     @classmethod
     def pretrained(cls, family: str) -> MetaPolicy:
         """The meta-policy shipped with metarl for ``family`` (see README, "Pretrained meta-policies")."""

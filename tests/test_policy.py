@@ -187,3 +187,31 @@ def test_evaluate_cli_writes_results_plot_and_events(nav_run, tmp_path):
     acc = EventAccumulator(str(out))
     acc.Reload()
     assert "evaluate/meta-policy/return" in acc.Tags()["scalars"]
+
+
+def test_adapt_cli_agent_override_and_layout_mismatch(nav_run, capsys):
+    assert (
+        adapt_main(
+            [
+                "--env",
+                "Navigation2D",
+                "--checkpoint",
+                str(nav_run),
+                "--agent",
+                "vpg",
+                "--task",
+                "goal=0.2:0.2",
+                "--steps",
+                "1",
+                "--episodes-per-step",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["agent"] == "vpg" and len(out["returns"]) == 2
+    assert adapt_main(["--env", "Navigation2D", "--checkpoint", str(nav_run), "--agent", "sb3-a2c"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained with --agent ppo" in err and len(err.splitlines()) == 1

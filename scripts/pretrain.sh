@@ -3,7 +3,10 @@
 # table, run one after another (each uses all cores). Logs go next to the runs under runs/pretrain/.
 # Seed 0 of HalfCheetahVel is runs/HalfCheetahVel__ppo__s0__foundation, started with
 #   python -m metarl.train --env HalfCheetahVel --seed 0 --run-dir runs/HalfCheetahVel__ppo__s0__foundation
-# (stopped with SIGINT after iteration 119 and continued with --resume; resume is bit-exact).
+# It was stopped with SIGINT after iteration 119 and continued with --resume by the code of that moment,
+# which evaluates the value head's last layer with multiply-and-sum instead of a one-column bmm (commit
+# c407ca9; same maths, different last-bit rounding): iterations 1-119 ran on commit 7086e42, 120-300 on
+# the later tree, so this one run is not bit-reproducible from a single commit. Seeds 1 and 2 are.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p runs/pretrain

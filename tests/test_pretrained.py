@@ -9,7 +9,7 @@ import metarl
 from metarl.adapt import main as adapt_main
 from metarl.policy import pretrained_path
 
-SHIPPED = ["HalfCheetahVel"]
+SHIPPED = ["HalfCheetahVel", "HalfCheetahDir"]
 
 
 @pytest.mark.parametrize("family", SHIPPED)

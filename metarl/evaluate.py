@@ -4,7 +4,7 @@ For each policy (meta-policies from ``--checkpoint``, one per meta-training seed
 baselines from ``--multitask``; random initialisations), adapt to each of the family's held-out
 meta-test tasks with ``--steps`` updates of ``--episodes-per-step`` episodes (the MAML/ProMP
 protocol: k = 0..3, 20 episodes) and record the mean return after each step. An oracle reference
-trains PPO from scratch on the first ``--oracle-tasks`` held-out tasks for ``--oracle-steps``
+trains PPO from scratch on ``--oracle-tasks`` held-out tasks (spread over the set) for ``--oracle-steps``
 updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
 resampling seeds then tasks) and TensorBoard scalars to ``--out``.
 """
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--oracle-tasks",
         type=int,
         default=5,
-        help="held-out tasks the PPO-from-scratch oracle trains on (0: no oracle; default: 5)",
+        help="held-out tasks, spread evenly over the set, for the PPO-from-scratch oracle (0: none; default: 5)",
     )
     p.add_argument(
         "--oracle-steps",
@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
     oracle = None
     if args.oracle_tasks and args.oracle_steps:
-        o_tasks = tasks[: args.oracle_tasks]
+        # spread over the held-out set (for HalfCheetahDir, whose set is 20 x +1 then 20 x -1: both directions)
+        picks = sorted({int(round(i)) for i in np.linspace(0, len(tasks) - 1, min(args.oracle_tasks, len(tasks)))})
+        o_tasks = [tasks[i] for i in picks]
         t0 = time.perf_counter()
         agent = make_agent(reference.config)
         theta = agent.init_params(20_000)

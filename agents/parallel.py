@@ -92,7 +92,14 @@ def _worker(conn: Connection, make_agent: Callable[[], PGAgent], parent_pid: int
 
 
 class WorkerError(RuntimeError):
-    """An adaptation failed inside a worker; the message names the tasks."""
+    """An adaptation failed inside a worker; the message names the tasks.
+
+    ``worker_traceback`` holds the worker's own traceback (empty when the worker died without one).
+    """
+
+    def __init__(self, message: str, worker_traceback: str = "") -> None:
+        super().__init__(message)
+        self.worker_traceback = worker_traceback
 
 
 class ParallelAgent:
@@ -162,6 +169,7 @@ class ParallelAgent:
                 pass
         results: list[AdaptResult] = []
         errors: list[str] = []
+        tracebacks: list[str] = []
         for w, (lo, hi) in enumerate(chunks):  # read every reply, so no stale one is left in a pipe
             try:
                 reply = self._conns[w].recv()
@@ -186,10 +194,11 @@ class ParallelAgent:
                     continue
             if reply[0] == "error":
                 errors.append(f"adapting tasks {lo}..{hi - 1} ({_short(tasks[lo:hi])}) failed: {reply[1]}")
+                tracebacks.append(reply[2])
             else:
                 results.append(reply[1])
         if errors:
-            raise WorkerError(errors[0])
+            raise WorkerError(errors[0], tracebacks[0] if tracebacks else "")
         return _merge(results)
 
     def close(self) -> None:

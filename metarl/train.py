@@ -320,6 +320,13 @@ def _run(
         diverged = type(e).__name__ == "DivergenceError"
         what = "diverged" if diverged else f"fault in meta-iteration {trainer.iteration + 1}"
         msg = str(e).replace("\n", " ")
+        detail = getattr(e, "worker_traceback", "")
+        if detail:  # keep the worker's traceback for a bug report, out of the one-line message
+            try:
+                write_text_atomic(run_dir / "worker_error.txt", detail)
+                msg += f" (the worker's traceback is in {run_dir / 'worker_error.txt'})"
+            except OSError:
+                pass
         status = _fail(
             f"{what}: {msg}; stopped, the last good checkpoint (iteration {_saved_iteration(kept)}) is kept in {kept}",
             code=1,

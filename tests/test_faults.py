@@ -552,8 +552,10 @@ def test_an_env_fault_in_a_worker_names_the_task_does_not_hang_and_leaves_no_pro
         theta0 = _unstable_agent().init_params(0)
         tasks = [VelocityTask(0.25), VelocityTask(0.75)]
         t0 = time.monotonic()
-        with pytest.raises(WorkerError, match=r"VelocityTask\(velocity=0.25\).*unstable.*env step 1"):
+        with pytest.raises(WorkerError, match=r"VelocityTask\(velocity=0.25\).*unstable.*env step 1") as info:
             agent.adapt(theta0, tasks, 1, 2, RunningNorm(17), [(0, 0), (0, 1)])
+        # the worker's own traceback travels with the error (the CLI writes it to the run folder)
+        assert "Traceback" in info.value.worker_traceback and "SimulationError" in info.value.worker_traceback
         assert time.monotonic() - t0 < 60
         assert all(alive(p) for p in pids)  # the workers reported and kept serving
     finally:

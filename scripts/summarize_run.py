@@ -1,6 +1,6 @@
 """Dump a run's TensorBoard scalars and config to one JSON file (the committed record of a run).
 
-    python scripts/summarize_run.py RUN_DIR > results/<name>.json
+python scripts/summarize_run.py RUN_DIR > results/<name>.json
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ def main() -> int:
     run = Path(sys.argv[1])
     acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
     acc.Reload()
-    scalars = {
-        tag: [[e.step, round(e.value, 4)] for e in acc.Scalars(tag)] for tag in sorted(acc.Tags()["scalars"])
-    }
+    scalars = {tag: [[e.step, round(e.value, 4)] for e in acc.Scalars(tag)] for tag in sorted(acc.Tags()["scalars"])}
     first = min(e.wall_time for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag))
     last = max(e.wall_time for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag))
     doc = {

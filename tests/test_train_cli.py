@@ -9,8 +9,19 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from metarl.checkpoint import load_checkpoint
 from metarl.train import main
 
-TINY = ["--meta-batch", "2", "--episodes-per-step", "3", "--inner-steps", "1", "--eval-tasks", "2",
-        "--workers", "1", "--quiet"]
+TINY = [
+    "--meta-batch",
+    "2",
+    "--episodes-per-step",
+    "3",
+    "--inner-steps",
+    "1",
+    "--eval-tasks",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+]
 
 
 def scalars(run_dir):
@@ -21,14 +32,38 @@ def scalars(run_dir):
 
 def test_navigation_run_writes_config_events_and_checkpoints(tmp_path):
     run = tmp_path / "run"
-    assert main(["--env", "Navigation2D", "--meta-iters", "4", "--eval-every", "2", "--checkpoint-every", "2",
-                 "--run-dir", str(run), *TINY]) == 0
+    assert (
+        main(
+            [
+                "--env",
+                "Navigation2D",
+                "--meta-iters",
+                "4",
+                "--eval-every",
+                "2",
+                "--checkpoint-every",
+                "2",
+                "--run-dir",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["config"]["meta_iters"] == 4 and cfg["family"] == "Navigation2D"
     assert cfg["preset"]["inner_lr"] == 1e-2  # the family preset was applied
     tags, acc = scalars(run)
-    for tag in ["adapt/return_pre", "adapt/return_post", "meta/step_size", "meta/update_norm", "loss/policy",
-                "loss/value", "time/env_steps_per_s", "time/env_steps_total"]:
+    for tag in [
+        "adapt/return_pre",
+        "adapt/return_post",
+        "meta/step_size",
+        "meta/update_norm",
+        "loss/policy",
+        "loss/value",
+        "time/env_steps_per_s",
+        "time/env_steps_total",
+    ]:
         assert [s for s, _ in tags[tag]] == [1, 2, 3, 4], tag
     for k in range(4):
         assert [s for s, _ in tags[f"eval/return_step{k}"]] == [0, 2, 4]
@@ -64,8 +99,22 @@ def test_resumed_run_ends_with_the_parameters_of_a_straight_run(tmp_path):
 
 def test_half_cheetah_vel_meta_trains_end_to_end(tmp_path):
     run = tmp_path / "hc"
-    assert main(["--env", "metarl/HalfCheetahVel-v0", "--meta-iters", "2", "--eval-every", "2",
-                 "--run-dir", str(run), *TINY]) == 0
+    assert (
+        main(
+            [
+                "--env",
+                "metarl/HalfCheetahVel-v0",
+                "--meta-iters",
+                "2",
+                "--eval-every",
+                "2",
+                "--run-dir",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     tags, _ = scalars(run)
     assert len(tags["adapt/return_post"]) == 2
     assert all(-1000 < v < 0 for _, v in tags["eval/return_step1"])
@@ -74,8 +123,21 @@ def test_half_cheetah_vel_meta_trains_end_to_end(tmp_path):
 
 
 def test_two_worker_processes_give_the_same_parameters_as_one(tmp_path):
-    base = ["--env", "Navigation2D", "--meta-iters", "2", "--eval-every", "0", "--meta-batch", "3",
-            "--episodes-per-step", "2", "--inner-steps", "1", "--quiet"]
+    base = [
+        "--env",
+        "Navigation2D",
+        "--meta-iters",
+        "2",
+        "--eval-every",
+        "0",
+        "--meta-batch",
+        "3",
+        "--episodes-per-step",
+        "2",
+        "--inner-steps",
+        "1",
+        "--quiet",
+    ]
     assert main([*base, "--workers", "1", "--run-dir", str(tmp_path / "w1")]) == 0
     assert main([*base, "--workers", "2", "--run-dir", str(tmp_path / "w2")]) == 0
     a = torch.load(tmp_path / "w1" / "checkpoints" / "latest.pt", weights_only=True)["theta"]
@@ -113,7 +175,20 @@ def test_help_lists_every_flag(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ["--env", "--agent", "--meta-iters", "--meta-batch", "--inner-steps", "--episodes-per-step",
-                 "--meta-step", "--meta-step-final", "--seed", "--run-dir", "--checkpoint-every", "--eval-every",
-                 "--resume", "--workers"]:
+    for flag in [
+        "--env",
+        "--agent",
+        "--meta-iters",
+        "--meta-batch",
+        "--inner-steps",
+        "--episodes-per-step",
+        "--meta-step",
+        "--meta-step-final",
+        "--seed",
+        "--run-dir",
+        "--checkpoint-every",
+        "--eval-every",
+        "--resume",
+        "--workers",
+    ]:
         assert flag in out

@@ -136,6 +136,22 @@ class TrainConfig:
         """The task family class (``--env``, randomised by ``--randomize`` if given)."""
         return get_family(self.env, self.randomize)
 
+    def inner_loop_kwargs(self) -> dict[str, Any]:
+        """The hyper-parameters every inner-loop agent shares, under the agents' own names."""
+        return dict(
+            lr=self.inner_lr,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            epochs=self.ppo_epochs,
+            minibatches=self.minibatches,
+            clip_range=self.clip_range,
+            vf_coef=self.vf_coef,
+            ent_coef=self.ent_coef,
+            max_grad_norm=self.max_grad_norm,
+            hidden=tuple(self.hidden),
+            log_std_init=self.log_std_init,
+        )
+
     @property
     def family_name(self) -> str:
         return self.family.family_name

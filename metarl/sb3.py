@@ -25,20 +25,7 @@ def sb3_config(cfg: TrainConfig) -> SB3Config:
     """The SB3 agent's hyper-parameters a run configuration describes."""
     if not is_sb3(cfg.agent):
         raise ConfigError(f"--agent {cfg.agent} is not a stable-baselines3 agent (sb3-ppo, sb3-a2c, sb3-trpo)")
-    return SB3Config(
-        algo=cfg.agent[len("sb3-") :],  # type: ignore[arg-type]
-        lr=cfg.inner_lr,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        epochs=cfg.ppo_epochs,
-        minibatches=cfg.minibatches,
-        clip_range=cfg.clip_range,
-        vf_coef=cfg.vf_coef,
-        ent_coef=cfg.ent_coef,
-        max_grad_norm=cfg.max_grad_norm,
-        hidden=tuple(cfg.hidden),
-        log_std_init=cfg.log_std_init,
-    )
+    return SB3Config(algo=cfg.agent[len("sb3-") :], **cfg.inner_loop_kwargs())  # type: ignore[arg-type]
 
 
 def _family(cfg: TrainConfig) -> type[TaskFamily]:

@@ -41,19 +41,9 @@ def make_agent(cfg: TrainConfig, threads: int | None = None) -> PGAgent:
         return make_sb3_agent(cfg, threads)  # type: ignore[return-value]
     pg = PGConfig(
         algo=cfg.agent,  # type: ignore[arg-type]
-        lr=cfg.inner_lr,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        epochs=cfg.ppo_epochs,
-        minibatches=cfg.minibatches,
-        clip_range=cfg.clip_range,
-        vf_coef=cfg.vf_coef,
-        ent_coef=cfg.ent_coef,
-        max_grad_norm=cfg.max_grad_norm,
         value_lr=cfg.value_lr,
         value_epochs=cfg.value_epochs,
-        hidden=tuple(cfg.hidden),
-        log_std_init=cfg.log_std_init,
+        **cfg.inner_loop_kwargs(),
     )
     return PGAgent(cfg.family, pg, threads=threads)
 

@@ -1,12 +1,16 @@
 """The native policy-gradient agent: adapts stacked parameters on many tasks at once.
 
-Two inner-loop algorithms:
+Three inner-loop algorithms:
 
 - ``vpg``: one plain policy-gradient step (SGD, learning rate ``lr``) per batch of episodes, the
   MAML-style inner step; the value baseline is fitted after the advantages are computed (as rllab
   does), with ``value_epochs`` Adam steps.
 - ``ppo``: the clipped surrogate objective with GAE, ``epochs`` passes over ``minibatches``
   minibatches, policy and value trained together with Adam.
+- ``trpo``: one natural-gradient step per batch whose size is set by a KL trust region (TRPO:
+  conjugate gradient on Fisher-vector products, then a backtracking line search that keeps the mean
+  KL within ``max_kl`` and the surrogate improving), per task; the value baseline is fitted as for
+  ``vpg``. The step moves the policy a fixed distance in KL whatever the gradient's scale.
 
 An agent turns (meta-parameters, tasks, budget) into adapted parameters; it knows nothing of
 meta-learning. Optimiser state is created fresh for every adaptation: adaptation from θ is a function
@@ -31,7 +35,7 @@ from .sampler import Rollout, collect, gae
 class PGConfig:
     """Hyper-parameters of the native agent."""
 
-    algo: Literal["ppo", "vpg"] = "ppo"
+    algo: Literal["ppo", "vpg", "trpo"] = "ppo"
     lr: float = 3e-3
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -45,6 +49,10 @@ class PGConfig:
     value_epochs: int = 5
     hidden: tuple[int, ...] = (64, 64)
     log_std_init: float = -0.5
+    max_kl: float = 0.01  # trpo: trust region of one step (mean KL between old and new policy)
+    cg_iters: int = 10  # trpo: conjugate-gradient iterations
+    cg_damping: float = 0.1  # trpo: added to the Fisher matrix's diagonal
+    line_search_steps: int = 10  # trpo: backtracking halvings tried
 
 
 @dataclasses.dataclass
@@ -192,11 +200,11 @@ class _Updater:
         self.vf = [v for k, v in params.items() if k.startswith("vf.")]
         if config.algo == "ppo":
             self.opt = torch.optim.Adam(self.pi + self.vf, lr=config.lr, eps=1e-5)
-        elif config.algo == "vpg":
+        elif config.algo in ("vpg", "trpo"):
             self.opt = torch.optim.SGD(self.pi, lr=config.lr)
             self.vf_opt = torch.optim.Adam(self.vf, lr=config.value_lr, eps=1e-5)
         else:
-            raise ValueError(f"unknown algorithm {config.algo!r}; choose 'ppo' or 'vpg'")
+            raise ValueError(f"unknown algorithm {config.algo!r}; choose 'ppo', 'vpg' or 'trpo'")
 
     def update(self, ro: Rollout, gens: Sequence[torch.Generator]) -> tuple[float, float]:
         adv, ret = gae(ro, self.c.gamma, self.c.gae_lambda)
@@ -210,6 +218,8 @@ class _Updater:
         adv = (adv - mean_adv) / (std_adv + 1e-8) * alive
         if self.c.algo == "vpg":
             return self._vpg(obs, act, adv, ret, alive)
+        if self.c.algo == "trpo":
+            return self._trpo(obs, act, logp_old, adv, ret, alive)
         return self._ppo(obs, act, logp_old, adv, ret, alive, gens)
 
     def _losses(
@@ -231,6 +241,11 @@ class _Updater:
         per_task.sum().backward()
         _clip_grad_per_task(self.pi, self.c.max_grad_norm)
         self.opt.step()
+        return float(per_task.mean().detach()), self._fit_value(obs, ret, alive)
+
+    def _fit_value(self, obs: torch.Tensor, ret: torch.Tensor, alive: torch.Tensor) -> float:
+        """``value_epochs`` full-batch Adam steps of the value baseline on this batch's returns."""
+        n = alive.sum(1).clamp_min(1.0)
         vloss = 0.0
         for _ in range(self.c.value_epochs):
             value = mlp(self.params, "vf", obs).squeeze(-1)
@@ -239,7 +254,84 @@ class _Updater:
             v_task.sum().backward()
             self.vf_opt.step()
             vloss = float(v_task.mean().detach())
-        return float(per_task.mean().detach()), vloss
+        return vloss
+
+    def _trpo(self, obs, act, logp_old, adv, ret, alive) -> tuple[float, float]:  # noqa: ANN001
+        """One KL-bounded natural-gradient step per task (TRPO), then the value fit.
+
+        Every quantity is per task: tasks are independent blocks of the stacked parameters, so one
+        autograd pass over the sum of the per-task objectives gives every task's gradient (and
+        Fisher-vector product) at once, and the CG and line-search scalars are vectors over tasks.
+        """
+        c = self.c
+        pi, T = self.pi, obs.shape[0]
+        n = alive.sum(1).clamp_min(1.0)
+        with torch.no_grad():
+            mean_old = mlp(self.params, "pi", obs)
+            log_std_old = self.params["log_std"].detach().clone().unsqueeze(1)
+        old = [p.detach().clone() for p in pi]
+
+        def per_task(x: torch.Tensor) -> torch.Tensor:  # masked mean over a task's samples
+            return (x * alive).sum(1) / n
+
+        def surrogate() -> torch.Tensor:
+            logp = gaussian_log_prob(mlp(self.params, "pi", obs), self.params["log_std"].unsqueeze(1), act)
+            entropy = (self.params["log_std"] + 0.5 * (1.0 + np.log(2 * np.pi))).sum(-1)
+            return per_task(torch.exp(logp - logp_old) * adv) + c.ent_coef * entropy
+
+        def kl() -> torch.Tensor:  # mean KL(old || new) per task
+            mean, log_std = mlp(self.params, "pi", obs), self.params["log_std"].unsqueeze(1)
+            d = (
+                log_std
+                - log_std_old
+                + (torch.exp(2 * log_std_old) + (mean_old - mean).pow(2)) / (2 * torch.exp(2 * log_std))
+            )
+            return per_task((d - 0.5).sum(-1))
+
+        def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:  # (T,)
+            return sum((x * y).flatten(1).sum(1) for x, y in zip(a, b))
+
+        def scale(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # v (T,) broadcast over x's task slices
+            return v.view(-1, *([1] * (x.dim() - 1))) * x
+
+        def fvp(v: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+            grads = torch.autograd.grad(kl().sum(), pi, create_graph=True)
+            hv = torch.autograd.grad(dot(grads, v).sum(), pi)
+            return [h.detach() + c.cg_damping * x for h, x in zip(hv, v)]
+
+        surr0 = surrogate()
+        g = [x.detach() for x in torch.autograd.grad(surr0.sum(), pi)]
+        surr0 = surr0.detach()
+        # conjugate gradient: x ≈ F⁻¹ g, per task
+        x = [torch.zeros_like(t) for t in g]
+        r = [t.clone() for t in g]
+        d = [t.clone() for t in g]
+        rr = dot(r, r)
+        for _ in range(c.cg_iters):
+            fd = fvp(d)
+            alpha = rr / dot(d, fd).clamp_min(1e-12)
+            x = [xi + scale(alpha, di) for xi, di in zip(x, d)]
+            r = [ri - scale(alpha, fi) for ri, fi in zip(r, fd)]
+            rr_new = dot(r, r)
+            d = [ri + scale(rr_new / rr.clamp_min(1e-20), di) for ri, di in zip(r, d)]
+            rr = rr_new
+        shs = dot(x, fvp(x)).clamp_min(1e-12)
+        full = [scale(torch.sqrt(2 * c.max_kl / shs), xi) for xi in x]
+        # backtracking line search, per task: the largest fraction that improves the surrogate within the region
+        chosen = torch.zeros(T)
+        with torch.no_grad():
+            for j in range(c.line_search_steps):
+                frac = 0.5**j
+                for p, p0, s in zip(pi, old, full):
+                    p.copy_(p0 + frac * s)
+                ok = (kl() <= 1.5 * c.max_kl) & (surrogate() > surr0) & (chosen == 0)
+                chosen[ok] = frac
+                if bool((chosen > 0).all()):
+                    break
+            for p, p0, s in zip(pi, old, full):
+                p.copy_(p0 + scale(chosen, s))
+        self.last_step_fraction = float(chosen.mean())
+        return float(-surr0.mean()), self._fit_value(obs, ret, alive)
 
     def _ppo(self, obs, act, logp_old, adv, ret, alive, gens) -> tuple[float, float]:  # noqa: ANN001
         c = self.c

@@ -15,7 +15,7 @@ from typing import Any
 from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
 #: Inner-loop agents: the native ones, then stable-baselines3's (agents/sb3.py).
-AGENTS = ("ppo", "vpg", "sb3-ppo", "sb3-a2c", "sb3-trpo")
+AGENTS = ("ppo", "vpg", "trpo", "sb3-ppo", "sb3-a2c", "sb3-trpo")
 #: Where the adapting workers run: spawned processes (agents/parallel.py) or Ray actors (agents/ray_agent.py).
 BACKENDS = ("processes", "ray")
 
@@ -40,7 +40,8 @@ class TrainConfig:
     )
     agent: str = _f(
         "ppo",
-        "inner-loop agent: native 'ppo' (clipped objective, GAE) or 'vpg' (one plain PG step); or "
+        "inner-loop agent: native 'ppo' (clipped objective, GAE), 'vpg' (one plain PG step) or 'trpo' (one "
+        "natural-gradient step of KL size --target-kl); or "
         "stable-baselines3's 'sb3-ppo', 'sb3-a2c', sb3-contrib's 'sb3-trpo' (docs/sb3.md)",
         choices=AGENTS,
     )
@@ -50,7 +51,8 @@ class TrainConfig:
     episodes_per_step: int = _f(20, "episodes collected per inner update (and per evaluation step)")
     meta_step: float = _f(1.0, "Reptile outer step size ε at the first iteration")
     meta_step_final: float = _f(0.0, "ε at the last iteration (linear annealing)")
-    inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg)")
+    inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg; unused by trpo's policy step)")
+    target_kl: float = _f(0.01, "trpo: trust region of one inner step, the mean KL between old and new policy")
     ppo_epochs: int = _f(5, "ppo: passes over each batch")
     minibatches: int = _f(4, "ppo: minibatches per pass")
     clip_range: float = _f(0.2, "ppo: clipping range of the probability ratio")
@@ -59,8 +61,8 @@ class TrainConfig:
     max_grad_norm: float = _f(0.5, "per-task gradient norm clip (0 disables)")
     vf_coef: float = _f(0.5, "ppo: value loss coefficient")
     ent_coef: float = _f(0.0, "entropy bonus coefficient")
-    value_lr: float = _f(1e-2, "vpg: Adam learning rate of the value baseline fit")
-    value_epochs: int = _f(5, "vpg: Adam steps of the value baseline fit per batch")
+    value_lr: float = _f(1e-2, "vpg, trpo: Adam learning rate of the value baseline fit")
+    value_epochs: int = _f(5, "vpg, trpo: Adam steps of the value baseline fit per batch")
     hidden: tuple[int, ...] = _f((64, 64), "hidden layer widths, comma separated (e.g. 64,64)")
     log_std_init: float = _f(-0.5, "initial log standard deviation of the Gaussian policy")
     seed: int = _f(0, "meta-training seed (task draws, initial states, action noise, initialisation)")
@@ -122,6 +124,8 @@ class TrainConfig:
             raise ConfigError(f"--eval-tasks must be at most {held_out} (the held-out tasks), got {self.eval_tasks}")
         if self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
+        if self.target_kl <= 0:
+            raise ConfigError(f"--target-kl must be positive, got {self.target_kl}")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ConfigError(f"--hidden needs positive widths such as 64,64, got {self.hidden}")
         if self.agent not in AGENTS:

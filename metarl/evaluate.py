@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="inner-loop agent for every policy and baseline (default: the meta-policy's own)",
     )
+    p.add_argument(
+        "--inner-lr", type=float, default=None, help="inner-loop learning rate of every policy (default: its own)"
+    )
+    p.add_argument(
+        "--target-kl", type=float, default=None, help="trpo trust region for every policy (default: each one's own)"
+    )
+    p.add_argument(
+        "--task-set",
+        choices=("held-out", "train"),
+        default="held-out",
+        help="'held-out': the family's meta-test tasks (default); 'train': --tasks fresh draws from the training "
+        "distribution (seeded by --seed), for tuning without touching the held-out set",
+    )
     p.add_argument("--random-seeds", type=int, default=3, help="random-initialisation baselines (default: 3)")
     p.add_argument(
         "--oracle-tasks",
@@ -62,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=100,
         help="oracle PPO updates of --episodes-per-step episodes each (default: 100)",
     )
-    p.add_argument("--tasks", type=int, default=40, help="held-out tasks (at most the family's 40; default: 40)")
+    p.add_argument("--tasks", type=int, default=40, help="tasks (held-out: at most the family's 40; default: 40)")
     p.add_argument("--steps", type=int, default=3, help="adaptation steps (default: 3)")
     p.add_argument("--episodes-per-step", type=int, default=20, help="episodes per step (default: 20)")
     p.add_argument("--seed", type=int, default=1000, help="evaluation seed, separate from training seeds")
@@ -164,18 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         multis = [MetaPolicy.load(p, family.family_name) for p in args.multitask]
     except CheckpointError as e:
         return _fail(str(e), code=1)
-    if args.agent is not None:
+    changes = {k: getattr(args, k) for k in ("agent", "inner_lr", "target_kl") if getattr(args, k) is not None}
+    if changes:
         try:
-            metas = [m.with_agent(args.agent) for m in metas]
-            multis = [m.with_agent(args.agent) for m in multis]
-        except ValueError as e:
+            metas = [m.with_inner_loop(**changes) for m in metas]
+            multis = [m.with_inner_loop(**changes) for m in multis]
+        except ValueError as e:  # ConfigError too
             return _fail(str(e))
-    tasks = family.meta_test_tasks()[: args.tasks]
+    if args.task_set == "train":
+        tasks = family.sample_tasks(args.tasks, np.random.default_rng([args.seed, 7]))
+    else:
+        tasks = family.meta_test_tasks()[: args.tasks]
     seeds = [(args.seed, j) for j in range(len(tasks))]
     out = args.out or Path("runs") / f"eval__{family.family_name}__{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     print(
-        f"metarl.evaluate: {family.family_name}, {len(tasks)} held-out tasks, k = 0..{args.steps}, "
+        f"metarl.evaluate: {family.family_name}, {len(tasks)} {args.task_set} tasks, k = 0..{args.steps}, "
         f"{args.episodes_per_step} episodes per step, evaluation seed {args.seed}; writing {out}"
     )
 
@@ -246,18 +263,20 @@ def main(argv: list[str] | None = None) -> int:
 
     doc = {
         "env": family.family_name,
+        "task_set": args.task_set,
         "tasks": [t.to_dict() for t in tasks],
         "steps": args.steps,
         "episodes_per_step": args.episodes_per_step,
         "evaluation_seed": args.seed,
         "training_seeds": [p.config.seed for p in metas],
         "agent": metas[0].config.agent,
+        "inner_loop_overrides": changes,
         "curves": results,
         "oracle": oracle,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
     }
     (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
-    _plot(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} held-out tasks")
+    _plot(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} {args.task_set} tasks")
     writer = SummaryWriter(str(out))
     for c in results:
         tag = c["name"].split(" (")[0].replace(" ", "_")

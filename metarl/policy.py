@@ -169,20 +169,30 @@ class MetaPolicy(_GaussianPolicy):
     def with_agent(self, agent: str) -> MetaPolicy:
         """The same θ, adapted by another inner-loop agent whose parameters have the same layout.
 
-        Native agents (``ppo``, ``vpg``) share one layout, stable-baselines3 agents (``sb3-*``) another.
+        Native agents (``ppo``, ``vpg``, ``trpo``) share one layout, stable-baselines3 agents (``sb3-*``) another.
 
         Raises:
             ValueError: one line naming both agents when the layouts differ.
         """
+        return self.with_inner_loop(agent=agent)
+
+    def with_inner_loop(self, **changes: Any) -> MetaPolicy:
+        """The same θ, adapted with other inner-loop settings (``TrainConfig`` fields: ``agent``,
+        ``inner_lr``, ``target_kl``, ...), e.g. to measure meta-test-time step sizes.
+
+        Raises:
+            ValueError: one line naming the problem (an agent whose parameter layout differs, a bad value).
+        """
         import dataclasses
 
+        agent = changes.get("agent", self.config.agent)
         if agent.startswith("sb3-") != self.config.agent.startswith("sb3-"):
-            kind = "stable-baselines3 (sb3-*)" if self.config.agent.startswith("sb3-") else "native (ppo, vpg)"
+            kind = "stable-baselines3 (sb3-*)" if self.config.agent.startswith("sb3-") else "native (ppo, vpg, trpo)"
             raise ValueError(
                 f"--agent {agent}: this meta-policy was trained with --agent {self.config.agent}; "
                 f"its parameters fit {kind} agents only"
             )
-        config = dataclasses.replace(self.config, agent=agent)
+        config = dataclasses.replace(self.config, **changes)
         config.validate()
         return MetaPolicy(self.family, config, self.theta, self.norm, source=self.source, info=self.info)
 

@@ -43,6 +43,7 @@ def make_agent(cfg: TrainConfig, threads: int | None = None) -> PGAgent:
         algo=cfg.agent,  # type: ignore[arg-type]
         value_lr=cfg.value_lr,
         value_epochs=cfg.value_epochs,
+        max_kl=cfg.target_kl,
         **cfg.inner_loop_kwargs(),
     )
     return PGAgent(cfg.family, pg, threads=threads)

@@ -56,12 +56,39 @@ def test_adapt_leaves_theta_unchanged_and_moves_the_copies():
     assert res.returns.shape == (2, 2)
 
 
-@pytest.mark.parametrize("algo, lr", [("ppo", 1e-2), ("vpg", 0.05)])
+@pytest.mark.parametrize("algo, lr", [("ppo", 1e-2), ("vpg", 0.05), ("trpo", 1e-2)])
 def test_inner_loop_learns_navigation(algo, lr):
     """Navigation2D from scratch: a few updates of 20 episodes reliably raise the return."""
-    agent = PGAgent(Navigation2DEnv, PGConfig(algo=algo, lr=lr))
+    agent = PGAgent(Navigation2DEnv, PGConfig(algo=algo, lr=lr, max_kl=0.05))
     theta = agent.init_params(0)
     tasks = Navigation2DEnv.sample_tasks(8, np.random.default_rng(3))
     res = agent.adapt(theta, tasks, 4, 20, RunningNorm(2), [(9, t) for t in range(8)])
     curve = res.returns.mean(1)
     assert curve[-1] > curve[0] + 10, curve.tolist()
+
+
+@pytest.mark.parametrize("max_kl", [0.01, 0.1])
+def test_trpo_step_stays_in_its_trust_region_per_task(max_kl):
+    """Each task's step has mean KL(old || new) within 1.5 max_kl (the line search's bound), and a larger
+    region moves the policy further."""
+    from metarl.agents.sampler import collect
+
+    agent = PGAgent(HalfCheetahVelEnv, PGConfig(algo="trpo", max_kl=max_kl, hidden=(16,)), threads=1)
+    theta = agent.init_params(0)
+    norm = RunningNorm(agent.obs_dim)
+    tasks = HalfCheetahVelEnv.sample_tasks(3, np.random.default_rng(1))
+    res = agent.adapt(theta, tasks, 1, 2, norm, [(4, t) for t in range(3)])
+    # the KL on fresh states from the old policy, which the step was bounded on in expectation
+    env = agent._env(3 * 2)
+    env.set_tasks([t for t in tasks for _ in range(2)])
+    rngs = [np.random.default_rng(i) for i in range(6)]
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    ro = collect(stack(theta, 3), norm, env, 2, rngs, gens)
+    obs = ro.obs.reshape(3, -1, agent.obs_dim)
+    with torch.no_grad():
+        old = stack(theta, 3)
+        new = {k: torch.stack([p[k] for p in res.params]) for k in theta}
+        m0, m1 = mlp(old, "pi", obs), mlp(new, "pi", obs)
+        s0, s1 = old["log_std"].unsqueeze(1), new["log_std"].unsqueeze(1)
+        kl = (s1 - s0 + (torch.exp(2 * s0) + (m0 - m1) ** 2) / (2 * torch.exp(2 * s1)) - 0.5).sum(-1).mean(1)
+    assert (kl > 0.1 * max_kl).all() and (kl < 3 * max_kl).all(), kl.tolist()

@@ -215,3 +215,22 @@ def test_adapt_cli_agent_override_and_layout_mismatch(nav_run, capsys):
     assert adapt_main(["--env", "Navigation2D", "--checkpoint", str(nav_run), "--agent", "sb3-a2c"]) == 2
     err = capsys.readouterr().err.strip()
     assert "trained with --agent ppo" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_on_training_draws_with_test_time_inner_loop(nav_run, tmp_path, capsys):
+    """--task-set train draws fresh training tasks (never the held-out set); --agent/--target-kl change the
+    inner loop of every policy, and a bad value is a one-line error."""
+    out = tmp_path / "eval_train"
+    common = ["--env", "Navigation2D", "--checkpoint", str(nav_run), "--random-seeds", "0", "--oracle-tasks", "0"]
+    small = ["--tasks", "3", "--steps", "1", "--episodes-per-step", "3", "--bootstrap", "50"]
+    args = [*common, *small, "--task-set", "train", "--agent", "trpo", "--target-kl", "0.05", "--out", str(out)]
+    assert evaluate_main(args) == 0
+    doc = json.loads((out / "results.json").read_text())
+    held_out = [t.to_dict() for t in metarl.envs.Navigation2DEnv.meta_test_tasks()]
+    assert doc["task_set"] == "train" and len(doc["tasks"]) == 3
+    assert not any(t in held_out for t in doc["tasks"])
+    assert doc["inner_loop_overrides"] == {"agent": "trpo", "target_kl": 0.05}
+    capsys.readouterr()
+    assert evaluate_main([*common, *small, "--target-kl", "-1", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--target-kl must be positive" in err and len(err.splitlines()) == 1

@@ -85,7 +85,7 @@ def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise KeyError(
         f"unknown task family {name!r}{hint} Known families: {', '.join(FAMILIES)}; "
-        'with pip install "metarl[metaworld]" also ML1-<class> (e.g. ML1-reach-v3) and ML10'
+        "with the metaworld extra also ML1-<class> (e.g. ML1-reach-v3) and ML10"
     )
 
 

@@ -21,6 +21,7 @@ from metarl import evaluate, train
 from metarl.checkpoint import load_checkpoint
 from metarl.envs import MetaWorldTask, TaskError, get_family
 from metarl.envs.gym_batch import GymBatchEnv
+from metarl.tasks import parse_task
 
 HAVE_METAWORLD = importlib.util.find_spec("metaworld") is not None
 
@@ -87,6 +88,10 @@ def test_bad_tasks_give_clear_errors(values, message):
 def test_tasks_round_trip_json_and_a_foreign_class_is_refused(reach):
     task = MetaWorldTask("reach-v3", "test", 7)
     assert MetaWorldTask.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+    assert parse_task(reach, "env_name=reach-v3,split=test,index=7") == task
+    assert parse_task(reach, json.dumps(task.to_dict())) == task
+    with pytest.raises(TaskError, match="example: --task env_name=reach-v3,split=test,index=0"):
+        parse_task(reach, "env_name=reach-v3,split=test,index=70")
     env = reach()
     with pytest.raises(TaskError, match="no train class 'push-v3'.*reach-v3"):
         env.set_task(MetaWorldTask("push-v3", "train", 0))

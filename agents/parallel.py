@@ -238,6 +238,7 @@ def _merge(results: list[AdaptResult]) -> AdaptResult:
         obs_sq_sum=torch.cat([r.obs_sq_sum for r in results]),
         obs_count=sum(r.obs_count for r in results),
         stats={k: float(sum(r.stats[k] * m for r, m in zip(results, n)) / total) for k in results[0].stats},
+        success=None if results[0].success is None else torch.cat([r.success for r in results], dim=1),
     )
 
 

@@ -68,6 +68,8 @@ class AdaptResult:
     obs_sq_sum: torch.Tensor
     obs_count: int
     stats: dict[str, float] = dataclasses.field(default_factory=dict)  # agent-specific scalars, mean over tasks
+    # (steps + 1, T): fraction of the episodes that succeeded after k updates; None where success is not defined
+    success: torch.Tensor | None = None
 
 
 class PGAgent:
@@ -156,11 +158,13 @@ class PGAgent:
         env.set_tasks([t for t in tasks for _ in range(E)])
         params = stack(theta, T)
         updater = _Updater(self.config, params)
-        returns, pl, vl = [], [], []
+        returns, successes, pl, vl = [], [], [], []
         steps_total, obs_sum, obs_sq, obs_n = 0, 0.0, 0.0, 0
         for k in range(steps + 1):
             ro = collect(params, norm, env, E, env_rngs, gens)
             returns.append(ro.episode_returns.mean(1))
+            if ro.success is not None:
+                successes.append(ro.success.float().mean(1))
             steps_total += ro.env_steps
             obs_sum, obs_sq, obs_n = obs_sum + ro.obs_sum, obs_sq + ro.obs_sq_sum, obs_n + ro.obs_count
             if k < steps:
@@ -176,6 +180,7 @@ class PGAgent:
             obs_sum=obs_sum,
             obs_sq_sum=obs_sq,
             obs_count=obs_n,
+            success=torch.stack(successes) if successes else None,
         )
 
 

@@ -31,6 +31,7 @@ class Rollout:
     obs_sum: torch.Tensor  # (T, obs_dim) raw observation moments per task, for the normaliser update
     obs_sq_sum: torch.Tensor
     obs_count: int
+    success: torch.Tensor | None = None  # (T, E) bool: the episode succeeded at some step; None: no success defined
 
     @property
     def episode_returns(self) -> torch.Tensor:
@@ -108,7 +109,11 @@ def collect(
     x = norm(torch.from_numpy(raw).view(T, E, od).float())
     val_buf[:, :, H] = mlp(params, "vf", x).squeeze(-1)
     count = int(alive_buf.sum().item())
-    return Rollout(obs_buf, act_buf, logp_buf, rew_buf, val_buf, alive_buf, term_buf, obs_sum, obs_sq, count)
+    flags = env.episode_success()
+    success = None if flags is None else torch.from_numpy(flags).view(T, E)
+    return Rollout(
+        obs_buf, act_buf, logp_buf, rew_buf, val_buf, alive_buf, term_buf, obs_sum, obs_sq, count, success=success
+    )
 
 
 def gae(rollout: Rollout, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,8 @@ import gymnasium as gym
 from .ant import AngleTask, AntDirAngleEnv, AntDirEnv, AntGoalEnv
 from .core import BatchEnv, MujocoBatchEnv, SimulationError, Task, TaskError, TaskFamily, load_mujoco_model
 from .half_cheetah import DirectionTask, HalfCheetahDirEnv, HalfCheetahVelEnv, VelocityTask
+from .metaworld import MetaWorldTask, MetaWorldUnavailable, metaworld_family
+from .metaworld import family_from_name as metaworld_family_from_name
 from .navigation import GoalTask, Navigation2DEnv
 from .pendulum import PendulumRandParamsEnv, PendulumTask
 from .rand_params import HopperRandParamsEnv, Walker2dRandParamsEnv
@@ -51,8 +53,12 @@ def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
     ``randomized(name, ...)``; the family name of such a family (``Hopper-v5[body_mass=0.5:2]``) is
     accepted too.
 
+    Meta-World families (``ML1-<class>``, ``ML10``; :mod:`metarl.envs.metaworld`) are built on demand and
+    need ``pip install "metarl[metaworld]"``.
+
     Raises:
-        KeyError: with a message listing the known families and the closest match.
+        KeyError: with a message listing the known families and the closest match
+            (:class:`MetaWorldUnavailable` for a Meta-World name without Meta-World installed).
         RandomizeError: a randomisation the model cannot take (one line).
     """
     if randomize and (name in FAMILIES or name.startswith("metarl/")):
@@ -72,9 +78,15 @@ def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
         key = key[: -len("-v0")]
     if key in FAMILIES:
         return FAMILIES[key]
+    metaworld = metaworld_family_from_name(key)  # ML1-<class>, ML10: imports Meta-World only here
+    if metaworld is not None:
+        return metaworld
     close = difflib.get_close_matches(key, list(FAMILIES), n=1, cutoff=0.4)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise KeyError(f"unknown task family {name!r}{hint} Known families: {', '.join(FAMILIES)}")
+    raise KeyError(
+        f"unknown task family {name!r}{hint} Known families: {', '.join(FAMILIES)}; "
+        "with the metaworld extra also ML1-<class> (e.g. ML1-reach-v3) and ML10"
+    )
 
 
 def register_family(cls: type[TaskFamily]) -> type[TaskFamily]:
@@ -123,6 +135,8 @@ __all__ = [
     "register_family",
     "HalfCheetahDirEnv",
     "HalfCheetahVelEnv",
+    "MetaWorldTask",
+    "MetaWorldUnavailable",
     "MujocoBatchEnv",
     "Navigation2DEnv",
     "SimulationError",
@@ -133,4 +147,5 @@ __all__ = [
     "env_id",
     "get_family",
     "load_mujoco_model",
+    "metaworld_family",
 ]

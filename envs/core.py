@@ -105,6 +105,13 @@ class BatchEnv:
         """Step every copy; returns ``(obs, reward, terminated)``. Actions are clipped to the bounds."""
         raise NotImplementedError
 
+    def episode_success(self) -> np.ndarray | None:
+        """Per copy, whether its episode since the last ``reset`` succeeded at any step, ``(num_envs,)`` bool.
+
+        ``None`` where the family defines no success (see :attr:`TaskFamily.defines_success`).
+        """
+        return None
+
     def close(self) -> None:
         """Release threads or other resources."""
 
@@ -124,6 +131,9 @@ class TaskFamily:
     #: True where the task space is finite (e.g. directions ±1): meta-test tasks then repeat
     #: training tasks by necessity, and only their evaluation seeds differ.
     discrete_tasks: ClassVar[bool] = False
+    #: True where ``step``'s ``info["success"]`` says whether the task is solved at that step. Evaluation then
+    #: reports a success rate next to the return: an episode succeeds if any of its steps does (Meta-World's rule).
+    defines_success: ClassVar[bool] = False
 
     _task: Task
 

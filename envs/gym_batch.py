@@ -19,7 +19,8 @@ class GymBatchEnv(BatchEnv):
     """Copies of a family env stepped one at a time through their own ``step`` (any env; slower).
 
     A copy that terminated is frozen until the next reset (reward 0, ``terminated`` stays True); the
-    sampler masks those steps anyway.
+    sampler masks those steps anyway. For a family that ``defines_success``, each copy records whether
+    ``info["success"]`` was truthy at any step of its episode (:meth:`episode_success`).
     """
 
     def __init__(self, family: type, num_envs: int, **env_kwargs: Any) -> None:
@@ -33,6 +34,7 @@ class GymBatchEnv(BatchEnv):
         self.action_high = env.action_space.high.astype(np.float64)
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._obs = np.zeros((self.num_envs, self.obs_dim))
+        self._success = np.zeros(self.num_envs, dtype=bool) if getattr(family, "defines_success", False) else None
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
         if len(tasks) != self.num_envs:
@@ -43,6 +45,8 @@ class GymBatchEnv(BatchEnv):
 
     def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         self._done[:] = False
+        if self._success is not None:
+            self._success[:] = False
         for i, (env, r) in enumerate(zip(self.envs, rngs)):
             self._obs[i] = env.reset(seed=int(r.integers(2**31)))[0]
         return self._obs.copy()
@@ -51,10 +55,15 @@ class GymBatchEnv(BatchEnv):
         reward = np.zeros(self.num_envs)
         for i, env in enumerate(self.envs):
             if not self._done[i]:
-                obs, reward[i], terminated, _, _ = env.step(actions[i])
+                obs, reward[i], terminated, _, info = env.step(actions[i])
                 self._obs[i] = obs
                 self._done[i] = terminated
+                if self._success is not None and info.get("success"):
+                    self._success[i] = True
         return self._obs.copy(), reward, self._done.copy()
+
+    def episode_success(self) -> np.ndarray | None:
+        return None if self._success is None else self._success.copy()
 
     def close(self) -> None:
         for env in self.envs:

@@ -195,13 +195,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "PendulumRandParams": dict(
         meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=10, inner_lr=1e-2, eval_every=20
     ),
+    # Meta-World (pip install "metarl[metaworld]"), every ML1-<class> and ML10: 500-step episodes, ~3k steps/s a
+    # core, so fewer episodes and a smaller evaluation than the MuJoCo families (docs/families.md). Not tuned yet.
+    **dict.fromkeys(
+        ("ML1", "ML10"),
+        dict(meta_iters=300, meta_batch=10, inner_steps=2, episodes_per_step=10, eval_tasks=10, eval_steps=2),
+    ),
 }
 
 
 def preset(env: str, randomize: str = "") -> dict[str, Any]:
     """The preset overrides of the family named by ``env`` (and ``randomize``)."""
     try:
-        return dict(PRESETS.get(get_family(env, randomize).family_name, {}))
+        family = get_family(env, randomize)
+        return dict(PRESETS.get(family.family_name, PRESETS.get(getattr(family, "preset_name", ""), {})))
     except RandomizeError as e:
         raise ConfigError(str(e)) from None
 

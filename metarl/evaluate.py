@@ -6,7 +6,9 @@ meta-test tasks with ``--steps`` updates of ``--episodes-per-step`` episodes (th
 protocol: k = 0..3, 20 episodes) and record the mean return after each step. An oracle reference
 trains PPO from scratch on ``--oracle-tasks`` held-out tasks (spread over the set) for ``--oracle-steps``
 updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
-resampling seeds then tasks) and TensorBoard scalars to ``--out``.
+resampling seeds then tasks) and TensorBoard scalars to ``--out``. For families that define success
+(Meta-World), each curve also has ``success_mean[k]``: the fraction of episodes after ``k`` steps that
+succeeded at some step.
 """
 
 from __future__ import annotations
@@ -196,12 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.episodes_per_step} episodes per step, evaluation seed {args.seed}; writing {out}"
     )
 
+    success: dict[str, np.ndarray] = {}  # policy source -> (K + 1, tasks), for families that define success
+
     def curves_of(policies: list[MetaPolicy]) -> np.ndarray:
         rows = []
         for pol in policies:
             t0 = time.perf_counter()
             adapted = pol.adapt_many(tasks, args.steps, args.episodes_per_step, seeds)
             rows.append(np.array([a.returns for a in adapted]).T)  # (K + 1, tasks)
+            if adapted[0].success is not None:
+                success[pol.source] = np.array([a.success for a in adapted]).T
             print(
                 f"  {pol.source}: {' -> '.join(f'{r:.1f}' for r in rows[-1].mean(1))} "
                 f"({time.perf_counter() - t0:.0f} s)",
@@ -229,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, policies in groups:
         if policies:
             results.append(_summary(name, curves_of(policies), [p.source for p in policies], args))
+            if success:  # success rate: fraction of successful episodes, mean over seeds and tasks
+                rates = np.stack([success[p.source] for p in policies])  # (seeds, K + 1, tasks)
+                results[-1]["success_mean"] = rates.mean(axis=(0, 2)).tolist()
+                results[-1]["success_per_task"] = rates.tolist()
 
     oracle = None
     if args.oracle_tasks and args.oracle_steps:
@@ -284,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             writer.add_scalar(f"evaluate/{tag}/return", m, k)
             writer.add_scalar(f"evaluate/{tag}/ci95_low", lo, k)
             writer.add_scalar(f"evaluate/{tag}/ci95_high", hi, k)
+        for k, rate in enumerate(c.get("success_mean", [])):
+            writer.add_scalar(f"evaluate/{tag}/success_rate", rate, k)
     if oracle is not None:
         writer.add_scalar("evaluate/oracle/return", oracle["mean"], 0)
     writer.close()
@@ -293,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     for c in results:
         cells = [f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(c["mean"], c["ci95_low"], c["ci95_high"])]
         print(f"| {c['name']} ({len(c['sources'])}) | " + " | ".join(cells) + " |")
+        if "success_mean" in c:
+            print(f"| {c['name']}: success rate | " + " | ".join(f"{r:.2f}" for r in c["success_mean"]) + " |")
     if oracle is not None:
         print(f"| oracle, PPO from scratch ({oracle['label']}) | {oracle['mean']:.1f} |")
     print(f"\nmetarl.evaluate: wrote {out / 'results.json'} and {out / 'curves.png'}")

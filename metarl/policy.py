@@ -104,13 +104,28 @@ class _GaussianPolicy:
 
 
 class AdaptedPolicy(_GaussianPolicy):
-    """A policy adapted to one task; ``returns[k]`` is the mean episode return after ``k`` steps."""
+    """A policy adapted to one task; ``returns[k]`` is the mean episode return after ``k`` steps.
 
-    def __init__(self, family, config, theta, norm, task: Task, returns: list[float], env_steps: int) -> None:  # noqa: ANN001
+    ``success[k]`` is the fraction of episodes that succeeded after ``k`` steps, for families that define
+    success (Meta-World); else None.
+    """
+
+    def __init__(
+        self,
+        family,  # noqa: ANN001
+        config,  # noqa: ANN001
+        theta,  # noqa: ANN001
+        norm,  # noqa: ANN001
+        task: Task,
+        returns: list[float],
+        env_steps: int,
+        success: list[float] | None = None,
+    ) -> None:
         super().__init__(family, config, theta, norm)
         self.task = task
         self.returns = returns
         self.env_steps = env_steps
+        self.success = success
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a checkpoint that :meth:`MetaPolicy.load` reads back (e.g. to adapt further)."""
@@ -258,6 +273,7 @@ class MetaPolicy(_GaussianPolicy):
                 task,
                 [float(r) for r in res.returns[:, t]],
                 per_task_steps,
+                None if res.success is None else [float(x) for x in res.success[:, t]],
             )
             for t, task in enumerate(tasks)
         ]

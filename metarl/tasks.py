@@ -39,7 +39,10 @@ def task_example(family_cls: type[TaskFamily] | str) -> str:
     parts = []
     for f in dataclasses.fields(task):
         v = getattr(task, f.name)
-        text = ":".join(f"{x:.3g}" for x in v) if isinstance(v, tuple) else f"{v:.3g}"
+        if isinstance(v, tuple):
+            text = ":".join(f"{x:.3g}" for x in v)
+        else:  # text fields (Meta-World's env_name, split) and integers as they are
+            text = v if isinstance(v, str) else str(v) if isinstance(v, int) else f"{v:.3g}"
         parts.append(f"{f.name}={text}")
     return ",".join(parts)
 
@@ -48,7 +51,7 @@ def _number(text: str) -> float:
     return float(text)  # accepts inf and nan: the task's own check then names them
 
 
-def _parse_pairs(text: str, fields: list[str]) -> dict[str, Any]:
+def _parse_pairs(text: str, fields: list[str], text_fields: frozenset[str] = frozenset()) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for part in text.split(","):
         part = part.strip()
@@ -61,6 +64,9 @@ def _parse_pairs(text: str, fields: list[str]) -> dict[str, Any]:
             raise TaskError(f"{part!r} is not key=value{hint}")
         if key in values:
             raise TaskError(f"field {key!r} given twice")
+        if key in text_fields:  # e.g. env_name=reach-v3
+            values[key] = raw
+            continue
         try:
             numbers = [_number(x) for x in raw.split(":")]
         except ValueError:
@@ -99,7 +105,8 @@ def parse_task(family_cls: type[TaskFamily] | str, text: str) -> Task:
             if not isinstance(values, dict):
                 raise TaskError("JSON task must be an object of field: value")
         else:
-            values = _parse_pairs(stripped, fields)
+            text_fields = frozenset(f.name for f in dataclasses.fields(task_type) if f.type in (str, "str"))
+            values = _parse_pairs(stripped, fields, text_fields)
         for key in values:
             if key not in fields:
                 close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)

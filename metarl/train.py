@@ -281,8 +281,13 @@ def _run(
         for k, r in enumerate(ev.mean):
             writer.add_scalar(f"eval/return_step{k}", float(r), trainer.iteration)
         writer.add_scalar("eval/env_steps_per_s", ev.env_steps / ev.seconds, trainer.iteration)
+        rates = [] if ev.success is None else ev.success.mean(1)
+        for k, rate in enumerate(rates):
+            writer.add_scalar(f"eval/success_step{k}", float(rate), trainer.iteration)
         if not quiet:
             curve = " -> ".join(f"{r:.1f}" for r in ev.mean)
+            if len(rates):
+                curve += "; success rate " + " -> ".join(f"{r:.2f}" for r in rates)
             print(
                 f"\nmetarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve}",
                 file=sys.stderr,

@@ -78,12 +78,17 @@ def make_adapter(cfg: TrainConfig) -> tuple[PGAgent, PGAgent | ParallelAgent | R
 
 @dataclasses.dataclass
 class EvalResult:
-    """Adaptation curves on held-out tasks: ``returns[k, j]`` after k steps on task j."""
+    """Adaptation curves on held-out tasks: ``returns[k, j]`` after k steps on task j.
+
+    ``success[k, j]`` is the fraction of task j's episodes that succeeded after k steps, for families
+    that define success (else None).
+    """
 
     tasks: list[Task]
     returns: np.ndarray
     env_steps: int
     seconds: float
+    success: np.ndarray | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -134,6 +139,9 @@ class MetaTrainer:
             "meta/worker_restarts": float(getattr(self.agent, "restarts", 0)),  # dead workers replaced so far
             **res.stats,
         }
+        if res.success is not None:  # families that define success (Meta-World)
+            metrics["adapt/success_pre"] = float(res.success[0].mean())
+            metrics["adapt/success_post"] = float(res.success[-1].mean())
         norm = RunningNorm(self.local_agent.obs_dim)
         norm.load_state_dict(self.norm.state_dict())
         norm.update(res.obs_sum.sum(0), res.obs_sq_sum.sum(0), res.obs_count)
@@ -192,7 +200,10 @@ class MetaTrainer:
             self.norm,
             [(c.eval_seed if seed is None else seed, j) for j in range(len(tasks))],
         )
-        return EvalResult(list(tasks), res.returns.numpy().astype(np.float64), res.env_steps, time.perf_counter() - t0)
+        success = None if res.success is None else res.success.numpy().astype(np.float64)
+        return EvalResult(
+            list(tasks), res.returns.numpy().astype(np.float64), res.env_steps, time.perf_counter() - t0, success
+        )
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

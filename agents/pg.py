@@ -158,7 +158,7 @@ class PGAgent:
         env.set_tasks([t for t in tasks for _ in range(E)])
         params = stack(theta, T)
         updater = _Updater(self.config, params)
-        returns, successes, pl, vl = [], [], [], []
+        returns, successes, pl, vl, fractions = [], [], [], [], []
         steps_total, obs_sum, obs_sq, obs_n = 0, 0.0, 0.0, 0
         for k in range(steps + 1):
             ro = collect(params, norm, env, E, env_rngs, gens)
@@ -171,6 +171,8 @@ class PGAgent:
                 p, v = updater.update(ro, gens)
                 pl.append(p)
                 vl.append(v)
+                if self.config.algo == "trpo":
+                    fractions.append(updater.last_step_fraction)
         return AdaptResult(
             params=unstack(params),
             returns=torch.stack(returns),
@@ -181,6 +183,8 @@ class PGAgent:
             obs_sq_sum=obs_sq,
             obs_count=obs_n,
             success=torch.stack(successes) if successes else None,
+            # trpo: mean fraction of the full trust-region step the line search kept (0: no step)
+            stats={"adapt/trpo_step_fraction": float(np.mean(fractions))} if fractions else {},
         )
 
 

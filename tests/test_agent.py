@@ -78,6 +78,7 @@ def test_trpo_step_stays_in_its_trust_region_per_task(max_kl):
     norm = RunningNorm(agent.obs_dim)
     tasks = HalfCheetahVelEnv.sample_tasks(3, np.random.default_rng(1))
     res = agent.adapt(theta, tasks, 1, 2, norm, [(4, t) for t in range(3)])
+    assert 0 < res.stats["adapt/trpo_step_fraction"] <= 1
     # the KL on fresh states from the old policy, which the step was bounded on in expectation
     env = agent._env(3 * 2)
     env.set_tasks([t for t in tasks for _ in range(2)])

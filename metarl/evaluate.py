@@ -6,9 +6,10 @@ meta-test tasks with ``--steps`` updates of ``--episodes-per-step`` episodes (th
 protocol: k = 0..3, 20 episodes) and record the mean return after each step. An oracle reference
 trains PPO from scratch on ``--oracle-tasks`` held-out tasks (spread over the set) for ``--oracle-steps``
 updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
-resampling seeds then tasks) and TensorBoard scalars to ``--out``. For families that define success
-(Meta-World), each curve also has ``success_mean[k]``: the fraction of episodes after ``k`` steps that
-succeeded at some step.
+resampling seeds then tasks) and TensorBoard scalars to ``--out``, and the meta-policy's margin over
+each baseline with a paired bootstrap band (the same tasks and evaluation seeds on both sides). For
+families that define success (Meta-World), each curve also has ``success_mean[k]``: the fraction of
+episodes after ``k`` steps that succeeded at some step.
 """
 
 from __future__ import annotations
@@ -106,6 +107,37 @@ def bootstrap_ci(
     means = draws.mean(axis=(1, 3))
     alpha = (1.0 - level) / 2.0
     return returns.mean(axis=(0, 2)), np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+
+
+def paired_difference_ci(
+    a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and bootstrap band of ``mean(a) - mean(b)`` for curves on the same tasks, ``x[seed, k, task]``.
+
+    The tasks are shared, so each resample draws one set of task indices for both (paired), and the
+    seeds of each side independently: the band covers seed-to-seed variation on both sides and task
+    sampling, without counting the spread between easy and hard tasks twice.
+
+    Returns:
+        ``(difference, low, high)``, each of shape ``(K + 1,)``.
+    """
+    rng = np.random.default_rng(seed)
+    n_tasks = a.shape[2]
+    t_idx = rng.integers(0, n_tasks, size=(resamples, n_tasks))
+    sa = rng.integers(0, a.shape[0], size=(resamples, a.shape[0]))
+    sb = rng.integers(0, b.shape[0], size=(resamples, b.shape[0]))
+    ks = np.arange(a.shape[1])[None, None, :, None]
+
+    def means(x: np.ndarray, s_idx: np.ndarray) -> np.ndarray:  # (resamples, K + 1)
+        return x[s_idx[:, :, None, None], ks, t_idx[:, None, None, :]].mean(axis=(1, 3))
+
+    diffs = means(a, sa) - means(b, sb)
+    alpha = (1.0 - level) / 2.0
+    return (
+        a.mean(axis=(0, 2)) - b.mean(axis=(0, 2)),
+        np.quantile(diffs, alpha, axis=0),
+        np.quantile(diffs, 1 - alpha, axis=0),
+    )
 
 
 def _summary(name: str, returns: np.ndarray, sources: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -232,13 +264,23 @@ def main(argv: list[str] | None = None) -> int:
         )
     results: list[dict[str, Any]] = []
     groups = [("meta-policy (Reptile)", metas), ("multi-task baseline", multis), ("random init", randoms)]
+    curves: dict[str, np.ndarray] = {}
     for name, policies in groups:
         if policies:
-            results.append(_summary(name, curves_of(policies), [p.source for p in policies], args))
+            curves[name] = curves_of(policies)
+            results.append(_summary(name, curves[name], [p.source for p in policies], args))
             if success:  # success rate: fraction of successful episodes, mean over seeds and tasks
                 rates = np.stack([success[p.source] for p in policies])  # (seeds, K + 1, tasks)
                 results[-1]["success_mean"] = rates.mean(axis=(0, 2)).tolist()
                 results[-1]["success_per_task"] = rates.tolist()
+
+    comparisons = []  # the meta-policy minus each baseline, paired over the shared tasks
+    for name in ("multi-task baseline", "random init"):
+        if "meta-policy (Reptile)" in curves and name in curves:
+            d, lo, hi = paired_difference_ci(curves["meta-policy (Reptile)"], curves[name], args.bootstrap, args.seed)
+            comparisons.append(
+                {"baseline": name, "difference": d.tolist(), "ci95_low": lo.tolist(), "ci95_high": hi.tolist()}
+            )
 
     oracle = None
     if args.oracle_tasks and args.oracle_steps:
@@ -282,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "agent": metas[0].config.agent,
         "inner_loop_overrides": changes,
         "curves": results,
+        "meta_policy_minus_baseline": comparisons,
         "oracle": oracle,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
     }
@@ -309,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {c['name']}: success rate | " + " | ".join(f"{r:.2f}" for r in c["success_mean"]) + " |")
     if oracle is not None:
         print(f"| oracle, PPO from scratch ({oracle['label']}) | {oracle['mean']:.1f} |")
+    for c in comparisons:
+        cells = [
+            f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in zip(c["difference"], c["ci95_low"], c["ci95_high"])
+        ]
+        print(f"| meta-policy minus {c['baseline']} (paired over tasks) | " + " | ".join(cells) + " |")
     print(f"\nmetarl.evaluate: wrote {out / 'results.json'} and {out / 'curves.png'}")
     return 0
 

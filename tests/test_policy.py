@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import metarl
 from metarl.adapt import main as adapt_main
 from metarl.checkpoint import CheckpointError
-from metarl.evaluate import bootstrap_ci
+from metarl.evaluate import bootstrap_ci, paired_difference_ci
 from metarl.evaluate import main as evaluate_main
 from metarl.train import main as train_main
 
@@ -234,3 +234,17 @@ def test_evaluate_on_training_draws_with_test_time_inner_loop(nav_run, tmp_path,
     assert evaluate_main([*common, *small, "--target-kl", "-1", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--target-kl must be positive" in err and len(err.splitlines()) == 1
+
+
+def test_paired_difference_band_sees_a_margin_that_task_spread_hides():
+    """Tasks differ by far more than the policies do: the unpaired bands overlap, the paired band of the
+    difference excludes zero and covers the true margin of 5."""
+    rng = np.random.default_rng(1)
+    task_level = rng.normal(-100, 30, size=40)
+    b = task_level + rng.normal(0, 2, size=(3, 4, 40))
+    a = task_level + 5 + rng.normal(0, 2, size=(3, 4, 40))
+    _, lo_a, _ = bootstrap_ci(a, 500)
+    _, _, hi_b = bootstrap_ci(b, 500)
+    assert np.all(lo_a < hi_b)  # unpaired: overlapping
+    d, lo, hi = paired_difference_ci(a, b, 500)
+    assert np.all(lo > 0) and np.all(lo < 5) and np.all(5 < hi) and np.allclose(d, 5, atol=1)

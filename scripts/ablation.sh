@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Issue 9 (adaptability): the runs and evaluations behind the README's ablation table, HalfCheetahVel,
+# all at 100 Reptile iterations = 16M env steps (multi-task: 200 iterations of K=1 = the same 16M), then
+# `python -m metarl.evaluate` on the family's 40 held-out tasks (evaluation seed 1000; training seeds 0-2).
+# Step sizes were chosen on training-distribution draws (`metarl.evaluate --task-set train`), never on the
+# held-out tasks. Each run uses both cores; run them one after another (~10 min each on an idle 2-core machine).
+set -eu
+cd "$(dirname "$0")/.."
+A="--env HalfCheetahVel --meta-iters 100 --eval-every 0 --quiet"
+run() { [ -d "runs/abl/$1" ] || python -m metarl.train "${@:2}" --run-dir "runs/abl/$1"; }  # delete a folder to rerun it
+run ppo__s0 $A --seed 0 --agent ppo  # the PPO preset of before (Adam 3e-3 = the default --inner-lr)
+run trpo_kl0.2__s0 $A --seed 0 --agent trpo --target-kl 0.2
+for s in 0 1 2; do run trpo_kl1__s$s $A --seed $s --agent trpo --target-kl 1.0; done
+# the multi-task baseline at 16M env steps is iteration 200 of results/checkpoints' 600-iteration run:
+#   runs/pretrain/HalfCheetahVel__multitask__s0/checkpoints/iter_000200.pt (committed as
+#   results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt); with ε = 1 there is no schedule to shorten.
+E="python -m metarl.evaluate --env HalfCheetahVel --random-seeds 0 --oracle-tasks 0"
+$E --checkpoint runs/abl/ppo__s0 --out runs/eval_abl/ppo__s0
+$E --checkpoint runs/abl/ppo__s0 --agent trpo --target-kl 1.0 --out runs/eval_abl/ppo__s0__test_trpo_kl1
+$E --checkpoint runs/abl/trpo_kl0.2__s0 --out runs/eval_abl/trpo_kl0.2__s0
+# the 3 seeds of the TRPO preset; --agent/--target-kl make the multi-task baseline adapt the same way
+$E --checkpoint runs/abl/trpo_kl1__s0 --checkpoint runs/abl/trpo_kl1__s1 --checkpoint runs/abl/trpo_kl1__s2 \
+  --multitask results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt --random-seeds 3 --agent trpo --target-kl 1.0 \
+  --out runs/eval_abl/trpo_kl1__s012
+# the PPO preset's 48M-step meta-policies (scripts/pretrain.sh) adapted by TRPO steps at meta-test
+$E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --checkpoint results/checkpoints/HalfCheetahVel__ppo__s1.pt \
+  --checkpoint results/checkpoints/HalfCheetahVel__ppo__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0.pt \
+  --random-seeds 0 --agent trpo --target-kl 1.0 --out runs/eval_abl/ppo48M__s012__test_trpo_kl1
+# meta-test step size chosen on 20 training-distribution draws (never the held-out tasks), PPO-preset seed 0:
+for a in "--agent ppo" "--agent ppo --inner-lr 0.01" "--agent trpo --target-kl 0.01" "--agent trpo --target-kl 0.05" \
+  "--agent trpo --target-kl 0.2" "--agent trpo --target-kl 0.5" "--agent trpo --target-kl 1.0" "--agent trpo --target-kl 2" \
+  "--agent trpo --target-kl 5"; do
+  $E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --task-set train --tasks 20 --bootstrap 200 $a \
+    --out "runs/screen/tt_$(echo $a | tr -d ' -')"
+done
+# HalfCheetahDir with the same preset, and its multi-task baseline at the same 16M env steps (PPO, like Vel's)
+run dir_trpo_kl1__s0 --env HalfCheetahDir --seed 0 --agent trpo --target-kl 1.0 --meta-iters 100 --eval-every 0 --quiet
+run dir_multitask__s0 --env HalfCheetahDir --seed 0 --agent ppo --inner-steps 1 --meta-step 1 --meta-step-final 1 \
+  --meta-iters 200 --eval-every 0 --quiet
+python -m metarl.evaluate --env HalfCheetahDir --checkpoint runs/abl/dir_trpo_kl1__s0 --multitask runs/abl/dir_multitask__s0 \
+  --random-seeds 3 --oracle-tasks 0 --agent trpo --target-kl 1.0 --out runs/eval_abl/dir_trpo_kl1__s0
+# a dynamics family: PendulumRandParams, its preset (PPO) against the same with TRPO steps of KL 1.0
+run pend_ppo__s0 --env PendulumRandParams --seed 0 --agent ppo --eval-every 0 --quiet
+run pend_trpo_kl1__s0 --env PendulumRandParams --seed 0 --agent trpo --target-kl 1.0 --eval-every 0 --quiet
+for r in pend_ppo__s0 pend_trpo_kl1__s0; do
+  python -m metarl.evaluate --env PendulumRandParams --checkpoint runs/abl/$r --random-seeds 0 --oracle-tasks 0 \
+    --out runs/eval_abl/$r
+done

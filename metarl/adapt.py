@@ -40,8 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent",
         choices=AGENTS,
         default=None,
-        help="inner-loop agent that adapts (default: the one the meta-policy was trained with); "
-        "native agents adapt native meta-policies, sb3-* agents sb3-* ones",
+        help="inner-loop agent that adapts (default: the meta-policy's meta-test inner loop, e.g. trpo for the "
+        "shipped HalfCheetah ones); native agents adapt native meta-policies, sb3-* agents sb3-* ones",
+    )
+    p.add_argument(
+        "--target-kl",
+        type=float,
+        default=None,
+        help="trpo: KL size of one adaptation step (default: the meta-policy's)",
     )
     p.add_argument("--steps", type=int, default=3, help="adaptation steps (default: 3)")
     p.add_argument("--episodes-per-step", type=int, default=20, help="episodes sampled per step (default: 20)")
@@ -93,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             meta = MetaPolicy.pretrained(family.family_name)
     except CheckpointError as e:
         return _fail(str(e), code=1 if args.checkpoint is not None and Path(args.checkpoint).exists() else 2)
-    if args.agent is not None:
+    changes = {k: getattr(args, k) for k in ("agent", "target_kl") if getattr(args, k) is not None}
+    if changes:
         try:
-            meta = meta.with_agent(args.agent)
+            meta = meta.with_inner_loop(**changes)
         except ValueError as e:
             return _fail(str(e))
     sampled = task is None
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                     "env_steps": adapted.env_steps,
                     "seconds": round(seconds, 3),
                     "checkpoint": meta.source,
-                    "agent": meta.config.agent,
+                    "agent": meta.config.for_adaptation().agent,
                 }
             )
         )

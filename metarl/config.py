@@ -53,6 +53,13 @@ class TrainConfig:
     meta_step_final: float = _f(0.0, "ε at the last iteration (linear annealing)")
     inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg; unused by trpo's policy step)")
     target_kl: float = _f(0.01, "trpo: trust region of one inner step, the mean KL between old and new policy")
+    adapt_agent: str = _f(
+        "",
+        "inner-loop agent at meta-test time: the periodic evaluation, metarl.adapt, metarl.evaluate and "
+        "MetaPolicy.adapt (empty: --agent). E.g. meta-train with ppo, adapt with trpo",
+        choices=("", *AGENTS),
+    )
+    adapt_target_kl: float = _f(0.0, "trpo's --target-kl at meta-test time (0: --target-kl)")
     ppo_epochs: int = _f(5, "ppo: passes over each batch")
     minibatches: int = _f(4, "ppo: minibatches per pass")
     clip_range: float = _f(0.2, "ppo: clipping range of the probability ratio")
@@ -126,6 +133,15 @@ class TrainConfig:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
         if self.target_kl <= 0:
             raise ConfigError(f"--target-kl must be positive, got {self.target_kl}")
+        if self.adapt_target_kl < 0:
+            raise ConfigError(f"--adapt-target-kl must be >= 0 (0: --target-kl), got {self.adapt_target_kl}")
+        if self.adapt_agent not in ("", *AGENTS):
+            raise ConfigError(f"--adapt-agent must be empty or one of {', '.join(AGENTS)}, got {self.adapt_agent!r}")
+        if self.adapt_agent and self.adapt_agent.startswith("sb3-") != self.agent.startswith("sb3-"):
+            raise ConfigError(
+                f"--adapt-agent {self.adapt_agent} cannot adapt parameters trained by --agent {self.agent}: "
+                "native (ppo, vpg, trpo) and stable-baselines3 (sb3-*) agents have different parameter layouts"
+            )
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ConfigError(f"--hidden needs positive widths such as 64,64, got {self.hidden}")
         if self.agent not in AGENTS:
@@ -134,6 +150,16 @@ class TrainConfig:
             raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.backend == "ray" and importlib.util.find_spec("ray") is None:  # checked without importing ray
             raise ConfigError('--backend ray needs Ray: pip install "metarl[ray]"')
+
+    def for_adaptation(self) -> TrainConfig:
+        """This config with the meta-test inner loop (``adapt_agent``, ``adapt_target_kl``) as the inner loop."""
+        return dataclasses.replace(
+            self,
+            agent=self.adapt_agent or self.agent,
+            target_kl=self.adapt_target_kl or self.target_kl,
+            adapt_agent="",
+            adapt_target_kl=0.0,
+        )
 
     @property
     def family(self) -> type[TaskFamily]:
@@ -179,18 +205,18 @@ class TrainConfig:
 
 #: Per-family overrides of the defaults, printed at the start of a run.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Meta-batch 10, K=3 inner updates of 20 episodes (the MAML/ProMP protocol), each a TRPO step of mean KL 1.0:
-    # PPO steps (Adam 3e-3, the prototype's settings) left Reptile tied with multi-task training; KL-sized steps
-    # made it adaptable (README, "Adaptability: what moved the plateau"; scripts/ablation.sh). 100 iterations =
-    # 16M env steps, ~10 min on 2 cores.
+    # Meta-batch 10, K=3 PPO updates of 20 episodes (the MAML/ProMP protocol), Adam 3e-3, 300 iterations (48M env
+    # steps, ~28 min on 2 cores); adaptation at meta-test by TRPO steps of mean KL 1.0, which move the meta-policy
+    # 2-3x further in 3 steps than PPO's (README, "Adaptability: what moved the plateau"; scripts/ablation.sh).
     **{
         name: dict(
-            meta_iters=100,
+            meta_iters=300,
             meta_batch=10,
             inner_steps=3,
             episodes_per_step=20,
-            agent="trpo",
-            target_kl=1.0,
+            inner_lr=3e-3,
+            adapt_agent="trpo",
+            adapt_target_kl=1.0,
         )
         for name in ("HalfCheetahVel", "HalfCheetahDir")
     },

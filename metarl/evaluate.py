@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent",
         choices=AGENTS,
         default=None,
-        help="inner-loop agent for every policy and baseline (default: the meta-policy's own)",
+        help="inner-loop agent that adapts every policy and baseline (default: each one's meta-test inner loop)",
     )
     p.add_argument(
         "--inner-lr", type=float, default=None, help="inner-loop learning rate of every policy (default: its own)"
@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "episodes_per_step": args.episodes_per_step,
         "evaluation_seed": args.seed,
         "training_seeds": [p.config.seed for p in metas],
-        "agent": metas[0].config.agent,
+        "agent": metas[0].config.for_adaptation().agent,  # the inner loop that adapted
+        "target_kl": metas[0].config.for_adaptation().target_kl,
         "inner_loop_overrides": changes,
         "curves": results,
         "meta_policy_minus_baseline": comparisons,

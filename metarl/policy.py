@@ -11,8 +11,9 @@
     obs, _ = env.reset(seed=0)
     action = adapted.act(obs)                                   # deterministic (the mean) by default
 
-Adaptation runs the same inner loop as meta-training (the run's agent and hyper-parameters), on the
-task of ``env``, with the family's fast batched copies of the env.
+Adaptation runs the run's meta-test inner loop (its agent and hyper-parameters, or ``--adapt-agent`` /
+``--adapt-target-kl`` where the run set them), on the task of ``env``, with the family's fast batched
+copies of the env.
 """
 
 from __future__ import annotations
@@ -192,21 +193,34 @@ class MetaPolicy(_GaussianPolicy):
         return self.with_inner_loop(agent=agent)
 
     def with_inner_loop(self, **changes: Any) -> MetaPolicy:
-        """The same θ, adapted with other inner-loop settings (``TrainConfig`` fields: ``agent``,
-        ``inner_lr``, ``target_kl``, ...), e.g. to measure meta-test-time step sizes.
+        """The same θ, adapted with other inner-loop settings, e.g. to measure meta-test-time step sizes.
+
+        Args:
+            changes: ``agent`` and ``target_kl`` set the meta-test inner loop (``adapt_agent``,
+                ``adapt_target_kl`` of the config; the training fields keep saying how θ was trained);
+                other ``TrainConfig`` fields (``inner_lr``, ...) are replaced as given.
 
         Raises:
             ValueError: one line naming the problem (an agent whose parameter layout differs, a bad value).
         """
         import dataclasses
 
-        agent = changes.get("agent", self.config.agent)
-        if agent.startswith("sb3-") != self.config.agent.startswith("sb3-"):
-            kind = "stable-baselines3 (sb3-*)" if self.config.agent.startswith("sb3-") else "native (ppo, vpg, trpo)"
-            raise ValueError(
-                f"--agent {agent}: this meta-policy was trained with --agent {self.config.agent}; "
-                f"its parameters fit {kind} agents only"
-            )
+        agent = changes.pop("agent", None)
+        target_kl = changes.pop("target_kl", None)
+        if agent is not None:
+            if agent.startswith("sb3-") != self.config.agent.startswith("sb3-"):
+                kind = (
+                    "stable-baselines3 (sb3-*)" if self.config.agent.startswith("sb3-") else "native (ppo, vpg, trpo)"
+                )
+                raise ValueError(
+                    f"--agent {agent}: this meta-policy was trained with --agent {self.config.agent}; "
+                    f"its parameters fit {kind} agents only"
+                )
+            changes["adapt_agent"] = agent
+        if target_kl is not None:
+            if target_kl <= 0:
+                raise ValueError(f"--target-kl must be positive, got {target_kl}")
+            changes["adapt_target_kl"] = target_kl
         config = dataclasses.replace(self.config, **changes)
         config.validate()
         return MetaPolicy(self.family, config, self.theta, self.norm, source=self.source, info=self.info)
@@ -256,7 +270,8 @@ class MetaPolicy(_GaussianPolicy):
         if steps < 0 or episodes_per_step <= 0:
             raise ValueError("steps must be >= 0 and episodes_per_step > 0")
         # one task: in this process (no worker start-up); many: worker processes, as in training
-        config = dataclasses.replace(self.config, workers=1) if len(tasks) == 1 else self.config
+        config = self.config.for_adaptation()
+        config = dataclasses.replace(config, workers=1) if len(tasks) == 1 else config
         local, agent = make_adapter(config)
         try:
             res = agent.adapt(self.theta, list(tasks), steps, episodes_per_step, self.norm, list(seeds))

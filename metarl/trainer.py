@@ -107,6 +107,7 @@ class MetaTrainer:
         self.config = config
         self.family = config.family
         self.local_agent, self.agent = make_adapter(config)
+        self._eval_agents: tuple[Any, Any] | None = None  # the meta-test inner loop's, when it differs
         self.theta: Params = self.local_agent.init_params(config.seed)
         self.norm = RunningNorm(self.local_agent.obs_dim)
         self.iteration = 0
@@ -115,6 +116,20 @@ class MetaTrainer:
     def close(self) -> None:
         self.agent.close()
         self.local_agent.close()
+        if self._eval_agents is not None:
+            for a in self._eval_agents:
+                a.close()
+            self._eval_agents = None
+
+    def _eval_agent(self) -> Any:
+        """The agent that adapts at meta-test time: the training one, unless ``--adapt-agent``/``--adapt-target-kl``
+        ask for another inner loop (built once, on first use)."""
+        cfg = self.config.for_adaptation()
+        if cfg == dataclasses.replace(self.config, adapt_agent="", adapt_target_kl=0.0):
+            return self.agent
+        if self._eval_agents is None:
+            self._eval_agents = make_adapter(cfg)
+        return self._eval_agents[1]
 
     def step_size(self) -> float:
         c = self.config
@@ -192,7 +207,7 @@ class MetaTrainer:
         c = self.config
         tasks = tasks if tasks is not None else self.family.meta_test_tasks()[: c.eval_tasks]
         t0 = time.perf_counter()
-        res = self.agent.adapt(
+        res = self._eval_agent().adapt(
             self.theta,
             tasks,
             c.eval_steps if steps is None else steps,

@@ -152,6 +152,8 @@ def test_two_worker_processes_give_the_same_parameters_as_one(tmp_path):
         (["--env", "Navigation2D", "--meta-batch", "0"], "--meta-batch must be positive"),
         (["--env", "Navigation2D", "--episodes-per-step", "-3"], "--episodes-per-step must be positive"),
         (["--resume", "/nonexistent/run"], "is not a metarl run"),
+        (["--env", "Navigation2D", "--adapt-agent", "sb3-ppo"], "--adapt-agent sb3-ppo cannot adapt parameters"),
+        (["--env", "Navigation2D", "--adapt-target-kl", "-1"], "--adapt-target-kl must be >= 0"),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_status_2(argv, message, capsys):
@@ -192,3 +194,23 @@ def test_help_lists_every_flag(capsys):
         "--workers",
     ]:
         assert flag in out
+
+
+def test_meta_test_inner_loop_is_separate_from_training(tmp_path):
+    """--adapt-agent/--adapt-target-kl change only the periodic evaluation: the trained θ is the same as without
+    them, the evaluation's returns after adapting differ, and a loaded meta-policy adapts with them."""
+    import metarl
+
+    base = ["--env", "Navigation2D", "--meta-iters", "2", "--eval-every", "0", *TINY]
+    assert main([*base, "--run-dir", str(tmp_path / "ppo")]) == 0
+    assert main([*base, "--adapt-agent", "trpo", "--adapt-target-kl", "0.5", "--run-dir", str(tmp_path / "trpo")]) == 0
+    a = load_checkpoint(tmp_path / "ppo" / "checkpoints" / "latest.pt")
+    b = load_checkpoint(tmp_path / "trpo" / "checkpoints" / "latest.pt")
+    assert all(torch.equal(a["theta"][k], b["theta"][k]) for k in a["theta"])
+    ea, _ = scalars(tmp_path / "ppo")
+    eb, _ = scalars(tmp_path / "trpo")
+    assert ea["eval/return_step0"] == eb["eval/return_step0"]  # same θ, same evaluation seeds
+    assert ea["eval/return_step1"] != eb["eval/return_step1"]  # another inner loop
+    meta = metarl.MetaPolicy.load(tmp_path / "trpo")
+    assert meta.config.agent == "ppo" and meta.config.for_adaptation().agent == "trpo"
+    assert meta.config.for_adaptation().target_kl == 0.5

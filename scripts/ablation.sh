@@ -33,16 +33,22 @@ for a in "--agent ppo" "--agent ppo --inner-lr 0.01" "--agent trpo --target-kl 0
   $E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --task-set train --tasks 20 --bootstrap 200 $a \
     --out "runs/screen/tt_$(echo $a | tr -d ' -')"
 done
-# HalfCheetahDir with the same preset, and its multi-task baseline at the same 16M env steps (PPO, like Vel's)
-run dir_trpo_kl1__s0 --env HalfCheetahDir --seed 0 --agent trpo --target-kl 1.0 --meta-iters 100 --eval-every 0 --quiet
+# HalfCheetahDir: the shipped PPO-preset meta-policy (48M env steps), adapted by TRPO steps, against a multi-task
+# baseline of 16M env steps (a third of its budget: a 48M one did not fit this session's machine time)
 run dir_multitask__s0 --env HalfCheetahDir --seed 0 --agent ppo --inner-steps 1 --meta-step 1 --meta-step-final 1 \
   --meta-iters 200 --eval-every 0 --quiet
-python -m metarl.evaluate --env HalfCheetahDir --checkpoint runs/abl/dir_trpo_kl1__s0 --multitask runs/abl/dir_multitask__s0 \
-  --random-seeds 3 --oracle-tasks 0 --agent trpo --target-kl 1.0 --out runs/eval_abl/dir_trpo_kl1__s0
-# a dynamics family: PendulumRandParams, its preset (PPO) against the same with TRPO steps of KL 1.0
+python -m metarl.evaluate --env HalfCheetahDir --checkpoint results/checkpoints/HalfCheetahDir__ppo__s0.pt \
+  --multitask runs/abl/dir_multitask__s0 --random-seeds 3 --oracle-tasks 0 --agent trpo --target-kl 1.0 \
+  --out runs/eval_abl/dir_ppo48M__s0__test_trpo_kl1
+# a dynamics family, PendulumRandParams (its preset: 100 iterations, 10 episodes per step, Adam 1e-2): PPO
+# meta-training, TRPO meta-training, and the multi-task baseline, each adapted by PPO and by TRPO KL 1.0
 run pend_ppo__s0 --env PendulumRandParams --seed 0 --agent ppo --eval-every 0 --quiet
 run pend_trpo_kl1__s0 --env PendulumRandParams --seed 0 --agent trpo --target-kl 1.0 --eval-every 0 --quiet
-for r in pend_ppo__s0 pend_trpo_kl1__s0; do
-  python -m metarl.evaluate --env PendulumRandParams --checkpoint runs/abl/$r --random-seeds 0 --oracle-tasks 0 \
-    --out runs/eval_abl/$r
-done
+run pend_multitask__s0 --env PendulumRandParams --seed 0 --agent ppo --inner-steps 1 --meta-step 1 --meta-step-final 1 \
+  --meta-iters 200 --eval-every 0 --quiet
+P="python -m metarl.evaluate --env PendulumRandParams --episodes-per-step 10 --random-seeds 0 --oracle-tasks 0"
+$P --checkpoint runs/abl/pend_ppo__s0 --multitask runs/abl/pend_multitask__s0 --agent ppo --out runs/eval_abl/pend_ppo__s0
+$P --checkpoint runs/abl/pend_ppo__s0 --multitask runs/abl/pend_multitask__s0 --agent trpo --target-kl 1.0 \
+  --out runs/eval_abl/pend_ppo__s0__test_trpo_kl1
+$P --checkpoint runs/abl/pend_trpo_kl1__s0 --multitask runs/abl/pend_multitask__s0 --agent trpo --target-kl 1.0 \
+  --out runs/eval_abl/pend_trpo_kl1__s0

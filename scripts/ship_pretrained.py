@@ -62,6 +62,7 @@ def main() -> int:
     if adaptation:  # the meta-test inner loop, chosen after training (README, "Adaptability")
         keep["config"] = {**keep["config"], **adaptation}
         provenance["meta_test_inner_loop_set_when_shipped"] = adaptation
+        provenance["final_eval_inner_loop"] = f"{keep['config']['agent']} (the training run's periodic evaluation)"
     save_checkpoint(out, {**keep, "provenance": provenance})
     print(f"wrote {out} ({out.stat().st_size // 1024} KiB)\n{json.dumps(provenance, indent=1)}")
     return 0

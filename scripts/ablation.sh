@@ -8,15 +8,20 @@ set -eu
 cd "$(dirname "$0")/.."
 A="--env HalfCheetahVel --meta-iters 100 --eval-every 0 --quiet"
 run() { [ -d "runs/abl/$1" ] || python -m metarl.train "${@:2}" --run-dir "runs/abl/$1"; }  # delete a folder to rerun it
-run ppo__s0 $A --seed 0 --agent ppo  # the PPO preset of before (Adam 3e-3 = the default --inner-lr)
+for s in 0 1 2; do run ppo__s$s $A --seed $s --agent ppo; done  # the preset's PPO meta-training (Adam 3e-3)
 run trpo_kl0.2__s0 $A --seed 0 --agent trpo --target-kl 0.2
 for s in 0 1 2; do run trpo_kl1__s$s $A --seed $s --agent trpo --target-kl 1.0; done
 # the multi-task baseline at 16M env steps is iteration 200 of results/checkpoints' 600-iteration run:
 #   runs/pretrain/HalfCheetahVel__multitask__s0/checkpoints/iter_000200.pt (committed as
 #   results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt); with ε = 1 there is no schedule to shorten.
 E="python -m metarl.evaluate --env HalfCheetahVel --random-seeds 0 --oracle-tasks 0"
-$E --checkpoint runs/abl/ppo__s0 --out runs/eval_abl/ppo__s0
-$E --checkpoint runs/abl/ppo__s0 --agent trpo --target-kl 1.0 --out runs/eval_abl/ppo__s0__test_trpo_kl1
+M="--multitask results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt --random-seeds 0"
+$E --checkpoint runs/abl/ppo__s0 $M --agent ppo --out runs/eval_abl/ppo__s0
+$E --checkpoint runs/abl/ppo__s0 $M --agent trpo --target-kl 1.0 --out runs/eval_abl/ppo__s0__test_trpo_kl1
+$E --checkpoint runs/abl/ppo__s0 --checkpoint runs/abl/ppo__s1 --checkpoint runs/abl/ppo__s2 $M --agent ppo \
+  --out runs/eval_abl/ppo__s012
+$E --checkpoint runs/abl/ppo__s0 --checkpoint runs/abl/ppo__s1 --checkpoint runs/abl/ppo__s2 $M --agent trpo --target-kl 1.0 \
+  --out runs/eval_abl/ppo__s012__test_trpo_kl1
 $E --checkpoint runs/abl/trpo_kl0.2__s0 --out runs/eval_abl/trpo_kl0.2__s0
 # the 3 seeds of the TRPO preset; --agent/--target-kl make the multi-task baseline adapt the same way
 $E --checkpoint runs/abl/trpo_kl1__s0 --checkpoint runs/abl/trpo_kl1__s1 --checkpoint runs/abl/trpo_kl1__s2 \

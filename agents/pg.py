@@ -209,8 +209,9 @@ class _Updater:
         self.vf = [v for k, v in params.items() if k.startswith("vf.")]
         if config.algo == "ppo":
             self.opt = torch.optim.Adam(self.pi + self.vf, lr=config.lr, eps=1e-5)
-        elif config.algo in ("vpg", "trpo"):
-            self.opt = torch.optim.SGD(self.pi, lr=config.lr)
+        elif config.algo in ("vpg", "trpo"):  # trpo steps the policy itself (no optimiser), fits the value as vpg
+            if config.algo == "vpg":
+                self.opt = torch.optim.SGD(self.pi, lr=config.lr)
             self.vf_opt = torch.optim.Adam(self.vf, lr=config.value_lr, eps=1e-5)
         else:
             raise ValueError(f"unknown algorithm {config.algo!r}; choose 'ppo', 'vpg' or 'trpo'")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..envs.core import Task
+from ..envs.family import Task
 from .pg import AdaptResult, PGAgent
 from .policy import Params, RunningNorm
 

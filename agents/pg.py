@@ -26,7 +26,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..envs.core import BatchEnv, Task, TaskFamily
+from ..envs.batch import BatchEnv
+from ..envs.family import Task, TaskFamily
 from .policy import Params, RunningNorm, gaussian_log_prob, init_params, mlp, stack, unstack
 from .sampler import Rollout, collect, gae
 

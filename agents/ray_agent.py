@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..envs.core import Task
+from ..envs.family import Task
 from .parallel import WorkerError, _merge, _short, _to_numpy
 from .pg import AdaptResult, PGAgent
 from .policy import Params, RunningNorm

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..envs.core import BatchEnv
+from ..envs.batch import BatchEnv
 from .policy import Params, RunningNorm, gaussian_log_prob, mlp
 
 

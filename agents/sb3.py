@@ -62,7 +62,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
-from ..envs.core import Task, TaskFamily
+from ..envs.family import Task, TaskFamily
 from .pg import AdaptResult
 from .policy import Params, RunningNorm
 from .vec_env import BatchVecEnv

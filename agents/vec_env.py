@@ -31,7 +31,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from ..envs.core import BatchEnv, Task
+from ..envs.batch import BatchEnv
+from ..envs.family import Task
 
 
 class BatchVecEnv(VecEnv):

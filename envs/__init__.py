@@ -11,10 +11,13 @@ import difflib
 import gymnasium as gym
 
 from .ant import AngleTask, AntDirAngleEnv, AntDirEnv, AntGoalEnv
-from .core import BatchEnv, MujocoBatchEnv, SimulationError, Task, TaskError, TaskFamily, load_mujoco_model
+from .batch import BatchEnv, SimulationError
+from .family import Task, TaskError, TaskFamily
 from .half_cheetah import DirectionTask, HalfCheetahDirEnv, HalfCheetahVelEnv, VelocityTask
 from .metaworld import MetaWorldTask, MetaWorldUnavailable, metaworld_family
 from .metaworld import family_from_name as metaworld_family_from_name
+from .mujoco_batch import MujocoBatchEnv
+from .mujoco_model import load_mujoco_model
 from .navigation import GoalTask, Navigation2DEnv
 from .pendulum import PendulumRandParamsEnv, PendulumTask
 from .rand_params import HopperRandParamsEnv, Walker2dRandParamsEnv

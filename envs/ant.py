@@ -24,8 +24,11 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from .core import BatchEnv, MujocoBatchEnv, Task, TaskFamily, finite_float, quiet_simulation
+from .batch import BatchEnv
+from .family import Task, TaskFamily, finite_float
 from .half_cheetah import DirectionTask
+from .mujoco_batch import MujocoBatchEnv
+from .mujoco_model import quiet_simulation
 from .navigation import GoalTask
 
 

@@ -1,8 +1,8 @@
 """Batched stepping for any family env, one copy at a time through its own ``step`` (correct, slower).
 
-The default ``make_batch`` of a :class:`~metarl.envs.core.TaskFamily`: a family written in a few
+The default ``make_batch`` of a :class:`~metarl.envs.family.TaskFamily`: a family written in a few
 lines (a task dataclass, ``_draw_tasks`` and the reward) trains without writing batched hooks.
-Families that need throughput implement the hooks of :class:`~metarl.envs.core.MujocoBatchEnv`.
+Families that need throughput implement the hooks of :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import BatchEnv, Task
+from .batch import BatchEnv
+from .family import Task
 
 
 class GymBatchEnv(BatchEnv):
@@ -53,6 +54,8 @@ class GymBatchEnv(BatchEnv):
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         reward = np.zeros(self.num_envs)
+        # As every BatchEnv: the env (and its control cost) sees actions clipped to the bounds
+        actions = np.clip(actions, self.action_low, self.action_high)
         for i, env in enumerate(self.envs):
             if not self._done[i]:
                 obs, reward[i], terminated, _, info = env.step(actions[i])

@@ -15,7 +15,10 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from .core import BatchEnv, MujocoBatchEnv, Task, TaskError, TaskFamily, finite_float, quiet_simulation
+from .batch import BatchEnv
+from .family import Task, TaskError, TaskFamily, finite_float
+from .mujoco_batch import MujocoBatchEnv
+from .mujoco_model import quiet_simulation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import utils
 
-from .core import Task, TaskError, TaskFamily
+from .family import Task, TaskError, TaskFamily
 
 #: Seed of the Meta-World benchmark object whose goal lists tasks index into.
 BENCHMARK_SEED = 0

@@ -15,7 +15,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import utils
 
-from .core import BatchEnv, Task, TaskError, TaskFamily, finite_float
+from .batch import BatchEnv
+from .family import Task, TaskError, TaskFamily, finite_float
 
 
 @dataclasses.dataclass(frozen=True)

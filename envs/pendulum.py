@@ -18,7 +18,8 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from .core import BatchEnv, Task, TaskError, TaskFamily, finite_float
+from .batch import BatchEnv
+from .family import Task, TaskError, TaskFamily, finite_float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ body inertias and geom frictions are scaled by ``1.5^U(-3, 3)`` and DOF damping 
 element-wise, from the nominal model (see :mod:`.randomized`). Horizon 200.
 
 :class:`HopperDynamics` and :class:`Walker2dDynamics` carry the vectorised reward, termination and
-observation shared by the single env and :class:`~metarl.envs.core.MujocoBatchEnv`; ``randomized("Hopper-v5",
+observation shared by the single env and :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv`; ``randomized("Hopper-v5",
 ...)`` builds on them too.
 """
 
@@ -20,7 +20,9 @@ from gymnasium import utils
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
-from .core import BatchEnv, MujocoBatchEnv, Task
+from .batch import BatchEnv
+from .family import Task
+from .mujoco_batch import MujocoBatchEnv
 from .randomized import DynamicsFamily
 
 _RAND_PARAMS = {

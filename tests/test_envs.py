@@ -170,6 +170,22 @@ def test_quiet_model_loader_compiles_the_same_model():
         assert np.array_equal(getattr(ours, field), getattr(reference, field)), field
 
 
+def test_model_loader_leaves_the_working_directory_alone(tmp_path, monkeypatch):
+    """A model with settotalmass and a relative include loads from anywhere, even a removed working folder."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "body.xml").write_text(
+        '<mujoco><body name="b"><freejoint/><geom type="box" size=".1 .1 .1"/></body></mujoco>'
+    )
+    xml = tmp_path / "model" / "main.xml"
+    xml.write_text('<mujoco><compiler settotalmass="5"/><worldbody><include file="body.xml"/></worldbody></mujoco>')
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # os.getcwd() now raises: a loader that changes folder and back cannot work here
+    model = load_mujoco_model(str(xml))
+    assert model.body_mass.sum() == pytest.approx(5.0)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", ["HalfCheetahVel", "HalfCheetahDir"])
 def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads):

@@ -397,3 +397,19 @@ def test_the_documented_goal_family_works_end_to_end(tmp_path):
         assert train.main(["--env", "HopperVel", "--run-dir", str(tmp_path / "r"), *TINY]) == 0
     finally:
         FAMILIES.pop("HopperVel", None)
+
+
+def test_batched_bring_your_own_family_clips_actions_before_the_reward():
+    """BatchEnv promises clipped actions: the control cost of a family without batched hooks sees them clipped."""
+    batch = HopperVelEnv.make_batch(2)
+    tasks = [TargetVelocity(0.5), TargetVelocity(1.5)]
+    batch.set_tasks(tasks)
+    batch.reset([np.random.default_rng(3), np.random.default_rng(4)])
+    plain = [HopperVelEnv(task=t) for t in tasks]
+    for env, seed in zip(plain, (3, 4)):
+        env.reset(seed=int(np.random.default_rng(seed).integers(2**31)))
+    big = np.full((2, batch.act_dim), 5.0)
+    _, reward, _ = batch.step(big)
+    clipped = [env.step(np.clip(a, env.action_space.low, env.action_space.high))[1] for env, a in zip(plain, big)]
+    np.testing.assert_array_equal(reward, clipped)
+    batch.close()

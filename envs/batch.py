@@ -1,0 +1,60 @@
+"""The batched-env interface: many copies of a family's env stepped together.
+
+One action array in, one observation array out per step, so the policy is evaluated once per step for
+all copies. Implementations: :class:`~metarl.envs.gym_batch.GymBatchEnv` (any family, through its own
+``step``) and :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv` (MuJoCo families, vectorised hooks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .family import Task
+
+
+class SimulationError(RuntimeError):
+    """The physics went unstable (NaN, inf or huge accelerations); the message names the task and step."""
+
+
+class BatchEnv:
+    """Many copies of one family's env, stepped together; each copy has its own task.
+
+    Episodes have the family's fixed horizon; the sampler calls ``reset`` then ``step`` ``horizon``
+    times. ``terminated`` marks copies whose episode ended early (none do for goal-varying
+    HalfCheetah); the sampler masks their later steps.
+    """
+
+    num_envs: int
+    obs_dim: int
+    act_dim: int
+    horizon: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+    def set_tasks(self, tasks: Sequence[Task]) -> None:
+        """Give copy ``i`` the task ``tasks[i]``; takes effect at the next ``reset``."""
+        raise NotImplementedError
+
+    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """Start new episodes in every copy, copy ``i`` drawing its initial state from ``rngs[i]``.
+
+        One generator per copy makes a copy's episodes independent of which batch it runs in.
+        Returns observations ``(num_envs, obs_dim)``.
+        """
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step every copy; returns ``(obs, reward, terminated)``. Actions are clipped to the bounds."""
+        raise NotImplementedError
+
+    def episode_success(self) -> np.ndarray | None:
+        """Per copy, whether its episode since the last ``reset`` succeeded at any step, ``(num_envs,)`` bool.
+
+        ``None`` where the family defines no success (see :attr:`TaskFamily.defines_success`).
+        """
+        return None
+
+    def close(self) -> None:
+        """Release threads or other resources."""

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..envs.batch import BatchEnv
-from .policy import Params, RunningNorm, gaussian_log_prob, mlp
+from .networks import Params, gaussian_log_prob, mlp
+from .normalizer import RunningNorm
 
 
 @dataclasses.dataclass
@@ -114,22 +115,3 @@ def collect(
     return Rollout(
         obs_buf, act_buf, logp_buf, rew_buf, val_buf, alive_buf, term_buf, obs_sum, obs_sq, count, success=success
     )
-
-
-def gae(rollout: Rollout, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimates and value targets, ``(T, E, H)`` each.
-
-    The horizon is a time limit, not a terminal state: the last step bootstraps from ``V(s_H)``.
-    A terminated step does not bootstrap.
-    """
-    r, v, term = rollout.rewards, rollout.values, rollout.terminated
-    H = r.shape[-1]
-    adv = torch.zeros_like(r)
-    last = torch.zeros_like(r[..., 0])
-    for h in reversed(range(H)):
-        nonterminal = 1.0 - term[..., h]
-        delta = r[..., h] + gamma * v[..., h + 1] * nonterminal - v[..., h]
-        last = delta + gamma * lam * nonterminal * last
-        adv[..., h] = last
-    adv = adv * rollout.alive
-    return adv, adv + v[..., :H]

@@ -1,7 +1,7 @@
 """stable-baselines3's PPO and A2C, and sb3-contrib's TRPO, as inner-loop agents for Reptile.
 
-:class:`SB3Agent` has the interface of :class:`~metarl.agents.PGAgent` (``init_params``, ``adapt``,
-``obs_dim``, ``act_dim``, ``close``), so the meta-trainer and the worker processes use it unchanged.
+:class:`SB3Agent` implements the :class:`~metarl.agents.agent.Agent` contract (``init_params``, ``adapt``,
+``obs_dim``, ``act_dim``, ``close``), so the meta-trainer and the worker pool use it unchanged.
 The meta-parameters θ are the SB3 policy's ``state_dict()`` (float tensors: ``mlp_extractor.*``,
 ``action_net.*``, ``value_net.*``, ``log_std``); Reptile interpolates them like any parameter set.
 
@@ -47,13 +47,12 @@ Decisions:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,38 +62,16 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from ..envs.family import Task, TaskFamily
-from .pg import AdaptResult
-from .policy import Params, RunningNorm
+from .agent import AdaptResult, Seed, check_layout
+from .inner_loop import InnerLoop
+from .networks import Params
+from .normalizer import RunningNorm
 from .vec_env import BatchVecEnv
-
-SB3Algo = Literal["ppo", "a2c", "trpo"]
-
-
-@dataclasses.dataclass(frozen=True)
-class SB3Config:
-    """Hyper-parameters of the SB3 inner loop; the rest are SB3's defaults.
-
-    ``minibatches`` sets PPO's ``batch_size`` (and TRPO's critic minibatch) to ``E · horizon //
-    minibatches``; A2C takes one step on the whole rollout; TRPO's policy step is bounded by SB3's
-    ``target_kl`` (0.01), ``lr`` is its critic's learning rate.
-    """
-
-    algo: SB3Algo = "ppo"
-    lr: float = 3e-3
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    epochs: int = 5
-    minibatches: int = 4
-    clip_range: float = 0.2
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0
-    max_grad_norm: float = 0.5  # 0 disables clipping
-    hidden: tuple[int, ...] = (64, 64)
-    log_std_init: float = -0.5
 
 
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
-    """The SB3 class of ``algo`` ('ppo', 'a2c' or 'trpo')."""
+    """The SB3 class of ``algo`` ('ppo', 'a2c' or 'trpo'; or 'sb3-ppo', ... as ``--agent`` names them)."""
+    algo = algo.removeprefix("sb3-")
     if algo == "ppo":
         return PPO
     if algo == "a2c":
@@ -106,42 +83,47 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     raise ValueError(f"unknown SB3 algorithm {algo!r}; choose 'ppo', 'a2c' or 'trpo'")
 
 
-def algorithm_kwargs(config: SB3Config, n_envs: int, horizon: int) -> dict[str, Any]:
-    """Constructor arguments of the SB3 algorithm for ``n_envs`` episodes per update.
+def algorithm_kwargs(
+    inner: InnerLoop, hidden: Sequence[int], log_std_init: float, n_envs: int, horizon: int
+) -> dict[str, Any]:
+    """Constructor arguments of the SB3 algorithm ``inner.agent`` for ``n_envs`` episodes per update.
 
     ``n_steps = horizon`` with ``n_envs`` copies: one rollout is exactly ``n_envs`` whole episodes.
+    ``minibatches`` sets PPO's ``batch_size`` (and TRPO's critic minibatch) to ``E · horizon // minibatches``;
+    A2C takes one step on the whole rollout; TRPO's policy step is bounded by ``target_kl``, ``inner_lr`` is its
+    critic's learning rate; the rest are SB3's defaults.
     """
-    c = config
+    c = inner
     batch = max(2, n_envs * horizon // max(1, c.minibatches))
     kwargs: dict[str, Any] = dict(
-        learning_rate=c.lr,
+        learning_rate=c.inner_lr,
         n_steps=horizon,
         gamma=c.gamma,
         gae_lambda=c.gae_lambda,
         policy_kwargs=dict(
-            net_arch=dict(pi=list(c.hidden), vf=list(c.hidden)),
+            net_arch=dict(pi=list(hidden), vf=list(hidden)),
             activation_fn=torch.nn.Tanh,
-            log_std_init=c.log_std_init,
+            log_std_init=log_std_init,
         ),
         device="cpu",
         verbose=0,
     )
     grad_clip = c.max_grad_norm if c.max_grad_norm > 0 else math.inf
-    if c.algo == "ppo":
+    if c.agent == "sb3-ppo":
         kwargs.update(
             batch_size=batch,
-            n_epochs=c.epochs,
+            n_epochs=c.ppo_epochs,
             clip_range=c.clip_range,
             ent_coef=c.ent_coef,
             vf_coef=c.vf_coef,
             max_grad_norm=grad_clip,
         )
-    elif c.algo == "a2c":
+    elif c.agent == "sb3-a2c":
         kwargs.update(ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=grad_clip)
-    elif c.algo == "trpo":
-        kwargs.update(batch_size=batch)
+    elif c.agent == "sb3-trpo":
+        kwargs.update(batch_size=batch, target_kl=c.target_kl)
     else:
-        raise ValueError(f"unknown SB3 algorithm {c.algo!r}; choose 'ppo', 'a2c' or 'trpo'")
+        raise ValueError(f"unknown SB3 agent {c.agent!r}; choose 'sb3-ppo', 'sb3-a2c' or 'sb3-trpo'")
     return kwargs
 
 
@@ -224,19 +206,30 @@ class _Rollouts(BaseCallback):
 
 
 class SB3Agent:
-    """An SB3 algorithm (PPO, A2C, TRPO) adapting meta-parameters task by task.
+    """SB3 algorithms (PPO, A2C, TRPO) adapting meta-parameters task by task (implements ``Agent``).
 
     Args:
         family: the task family class.
-        config: hyper-parameters.
+        inner: an SB3 inner loop; its algorithm's policy is what :meth:`init_params` initialises.
+        hidden: hidden layer widths of the policy and value networks.
+        log_std_init: initial log standard deviation of the Gaussian policy.
         threads: threads that step the simulator copies (default: CPU cores).
     """
 
-    def __init__(self, family: type[TaskFamily], config: SB3Config, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        family: type[TaskFamily],
+        inner: InnerLoop,
+        hidden: tuple[int, ...],
+        log_std_init: float,
+        threads: int | None = None,
+    ) -> None:
+        check_layout(True, inner)
         self.family = family
-        self.config = config
+        self.inner = inner
+        self.hidden, self.log_std_init = tuple(hidden), float(log_std_init)
         self.threads = threads
-        algorithm_class(config.algo)  # fail early on an unknown algorithm or a missing sb3-contrib
+        algorithm_class(inner.agent)  # fail early on an unknown algorithm or a missing sb3-contrib
         probe = family()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         ends_early = bool(getattr(probe, "_terminate_when_unhealthy", False))
@@ -250,30 +243,35 @@ class SB3Agent:
         self.act_dim = int(np.prod(self.action_space.shape))
         self.horizon = int(family.horizon)
         self._logger = Logger(folder=None, output_formats=[_Collector()])
-        self._models: dict[int, tuple[BaseAlgorithm, BatchVecEnv, dict[str, Any]]] = {}
+        self._models: dict[tuple[InnerLoop, int], tuple[BaseAlgorithm, BatchVecEnv, dict[str, Any]]] = {}
 
     @property
     def _collector(self) -> _Collector:
         return self._logger.output_formats[0]  # type: ignore[return-value]
 
-    def _model(self, n_envs: int) -> tuple[BaseAlgorithm, BatchVecEnv, dict[str, Any]]:
-        """The SB3 model for ``n_envs`` episodes per update, its env and its fresh optimiser state."""
-        if n_envs not in self._models:
+    def _kwargs(self, inner: InnerLoop, n_envs: int) -> dict[str, Any]:
+        return algorithm_kwargs(inner, self.hidden, self.log_std_init, n_envs, self.horizon)
+
+    def _model(self, inner: InnerLoop, n_envs: int) -> tuple[BaseAlgorithm, BatchVecEnv, dict[str, Any]]:
+        """The SB3 model of ``inner`` for ``n_envs`` episodes per update, its env and its fresh optimiser state."""
+        key = (inner, n_envs)
+        if key not in self._models:
             vec = BatchVecEnv(
                 self.family.make_batch(n_envs, threads=self.threads), self.observation_space, self.action_space
             )
-            cls = algorithm_class(self.config.algo)
-            model = cls("MlpPolicy", vec, seed=0, **algorithm_kwargs(self.config, n_envs, self.horizon))
+            model = algorithm_class(inner.agent)("MlpPolicy", vec, seed=0, **self._kwargs(inner, n_envs))
             model.set_logger(self._logger)
             fresh = copy.deepcopy(model.policy.optimizer.state_dict())
-            self._models[n_envs] = (model, vec, fresh)
-        return self._models[n_envs]
+            self._models[key] = (model, vec, fresh)
+        return self._models[key]
 
-    def build(self, theta: Params | None = None, n_envs: int = 1, seed: int = 0) -> BaseAlgorithm:
-        """A new SB3 model over this family's batched env, holding ``theta`` if given."""
+    def build(
+        self, theta: Params | None = None, n_envs: int = 1, seed: int = 0, inner: InnerLoop | None = None
+    ) -> BaseAlgorithm:
+        """A new SB3 model of ``inner`` (default: the agent's own) over this family's batched env, holding ``theta``."""
+        inner = inner or self.inner
         vec = BatchVecEnv(self.family.make_batch(n_envs, threads=1), self.observation_space, self.action_space)
-        cls = algorithm_class(self.config.algo)
-        model = cls("MlpPolicy", vec, seed=seed, **algorithm_kwargs(self.config, n_envs, self.horizon))
+        model = algorithm_class(inner.agent)("MlpPolicy", vec, seed=seed, **self._kwargs(inner, n_envs))
         if theta is not None:
             set_params(model, theta)
         return model
@@ -294,20 +292,22 @@ class SB3Agent:
         self,
         theta: Params,
         tasks: Sequence[Task],
+        inner: InnerLoop,
         steps: int,
         episodes: int,
         norm: RunningNorm,
-        seeds: Sequence[Sequence[int] | int],
+        seeds: Sequence[Seed],
     ) -> AdaptResult:
         """Adapt a copy of ``theta`` to each task with ``steps`` SB3 updates of ``episodes`` episodes each.
 
-        See :meth:`PGAgent.adapt`; ``norm`` is ignored (SB3 agents see raw observations), and
+        See :meth:`metarl.agents.agent.Agent.adapt`; ``norm`` is ignored (SB3 agents see raw observations), and
         ``AdaptResult.stats`` holds SB3's own logged scalars (``sb3/...``) averaged over the tasks.
         """
+        check_layout(True, inner)
         T, E, H = len(tasks), episodes, self.horizon
         if len(seeds) != T:
             raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")
-        model, vec, fresh = self._model(E)
+        model, vec, fresh = self._model(inner, E)
         expected = (steps + 1) * E * H
         params, returns, stats = [], [], []
         for task, seed in zip(tasks, seeds):
@@ -356,13 +356,15 @@ class SB3Agent:
 def save_zip(
     theta: Params,
     family: type[TaskFamily],
-    config: SB3Config,
+    inner: InnerLoop,
+    hidden: Sequence[int],
+    log_std_init: float,
     path: str | os.PathLike[str],
     n_envs: int = 1,
 ) -> Path:
     """Write ``theta`` as a plain SB3 model file (``model.save``), loadable with ``PPO.load`` etc.
 
-    The file holds the policy with ``theta``, a fresh optimiser, the family's spaces and this config's
+    The file holds the policy with ``theta``, a fresh optimiser, the family's spaces and ``inner``'s
     hyper-parameters (``n_steps`` = horizon, ``batch_size`` for ``n_envs`` copies), so
     ``learn(total_timesteps=K * n_envs * horizon)`` over ``n_envs`` copies of the task's env is exactly
     the meta-test adaptation. Nothing of metarl is pickled into it.
@@ -370,14 +372,16 @@ def save_zip(
     Args:
         theta: parameters of an SB3 agent (:meth:`SB3Agent.init_params` layout).
         family: the task family (for the observation and action spaces).
-        config: the agent's hyper-parameters.
+        inner: the SB3 inner loop (algorithm and hyper-parameters) saved with the model.
+        hidden: hidden layer widths of the policy.
+        log_std_init: initial log standard deviation (SB3's constructor needs it; ``theta`` sets it).
         path: the ``.zip`` to write (SB3 appends ``.zip`` if missing).
         n_envs: episodes per update the saved hyper-parameters are sized for.
 
     Returns:
         The path written.
     """
-    agent = SB3Agent(family, config, threads=1)
+    agent = SB3Agent(family, inner, tuple(hidden), log_std_init, threads=1)
     model = agent.build(theta, n_envs=n_envs)
     path = Path(path)
     if path.suffix != ".zip":

@@ -63,13 +63,13 @@ def main() -> int:
     import ray
 
     from metarl.agents import RunningNorm
-    from metarl.agents.parallel import _to_numpy
+    from metarl.agents.pool import to_numpy
     from metarl.config import TrainConfig, preset
     from metarl.envs import get_family
-    from metarl.trainer import make_adapter
+    from metarl.trainer import build_agent
 
     family = get_family(args.env)
-    base = TrainConfig(**{**preset(args.env), "env": family.family_name, "meta_batch": args.meta_batch})
+    base = TrainConfig.from_flags({**preset(args.env), "env": family.family_name, "meta_batch": args.meta_batch})
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     result: dict[str, object] = {"env": family.family_name, "cores": len(os.sched_getaffinity(0))}
 
@@ -82,9 +82,9 @@ def main() -> int:
             logging_level="WARNING",
         )
         try:
-            local, _ = make_adapter(dataclasses.replace(base, workers=1, threads=1))
+            local = build_agent(dataclasses.replace(base, workers=1, threads=1))
             theta = local.init_params(0)
-            result.update(ray_call_overhead(ray, _to_numpy(theta), args.calls))
+            result.update(ray_call_overhead(ray, to_numpy(theta), args.calls))
             log(f"  Ray actor call: {result['ray_call_ms_empty']} ms empty, {result['ray_call_ms_theta']} ms with θ")
             tasks = family.sample_tasks(args.meta_batch, np.random.default_rng(0))
             c = base
@@ -95,7 +95,7 @@ def main() -> int:
                     if backend == "processes" and workers == 1:
                         adapters[(backend, workers)] = local
                     else:
-                        adapters[(backend, workers)] = make_adapter(cfg)[1]
+                        adapters[(backend, workers)] = build_agent(cfg)
             samples: dict[tuple[str, int], list[float]] = {k: [] for k in adapters}
             call = 0
 
@@ -104,7 +104,8 @@ def main() -> int:
                 call += 1
                 seeds = [(call, t) for t in range(n)]
                 t0 = time.perf_counter()
-                agent.adapt(theta, tasks[:n], c.inner_steps, c.episodes_per_step, RunningNorm(local.obs_dim), seeds)
+                norm = RunningNorm(local.obs_dim)
+                agent.adapt(theta, tasks[:n], c.inner, c.inner_steps, c.episodes_per_step, norm, seeds)
                 return time.perf_counter() - t0
 
             for agent in adapters.values():  # warm-up: worker start, first-call costs

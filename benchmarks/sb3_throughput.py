@@ -5,7 +5,7 @@
 One process, one simulator thread, torch on one thread; medians over interleaved repeats after a
 warm-up. Every configuration runs the same work per task: ``K = 1`` update of ``E = 20`` episodes plus
 the measuring rollout (``2 · E · horizon`` env steps), inner updates included:
-  native      metarl's PGAgent (PPO): all tasks' episodes stepped as one batch
+  native      metarl's NativeAgent (PPO): all tasks' episodes stepped as one batch
   sb3-ppo/a2c/trpo
               SB3Agent: SB3's ``learn()`` on metarl's BatchVecEnv, one task at a time (E copies)
   plain-sb3-ppo
@@ -27,34 +27,38 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from metarl.agents import PGAgent, PGConfig, RunningNorm
-from metarl.agents.sb3 import SB3Agent, SB3Config, algorithm_kwargs
+from metarl.agents import InnerLoop, RunningNorm, make_agent
+from metarl.agents.sb3 import algorithm_kwargs
 from metarl.envs import env_id, get_family
 
 EPISODES, STEPS = 20, 1
+HIDDEN, LOG_STD = (64, 64), -0.5
 
 
 def _native(family, tasks) -> Callable[[], int]:  # noqa: ANN001
-    agent = PGAgent(family, PGConfig(), threads=1)
+    inner = InnerLoop()
+    agent = make_agent(family, inner, HIDDEN, LOG_STD, threads=1)
     theta, norm = agent.init_params(0), RunningNorm(agent.obs_dim)
     seeds = [(0, t) for t in range(len(tasks))]
-    return lambda: agent.adapt(theta, tasks, STEPS, EPISODES, norm, seeds).env_steps
+    return lambda: agent.adapt(theta, tasks, inner, STEPS, EPISODES, norm, seeds).env_steps
 
 
 def _sb3(family, tasks, algo: str) -> Callable[[], int]:  # noqa: ANN001
-    agent = SB3Agent(family, SB3Config(algo=algo), threads=1)  # type: ignore[arg-type]
+    inner = InnerLoop(agent=f"sb3-{algo}")
+    agent = make_agent(family, inner, HIDDEN, LOG_STD, threads=1)
     theta, norm = agent.init_params(0), RunningNorm(agent.obs_dim)
     seeds = [(0, t) for t in range(len(tasks))]
-    return lambda: agent.adapt(theta, tasks, STEPS, EPISODES, norm, seeds).env_steps
+    return lambda: agent.adapt(theta, tasks, inner, STEPS, EPISODES, norm, seeds).env_steps
 
 
 def _plain(family, tasks) -> Callable[[], int]:  # noqa: ANN001
     steps = (STEPS + 1) * EPISODES * family.horizon
+    kwargs = algorithm_kwargs(InnerLoop(agent="sb3-ppo"), HIDDEN, LOG_STD, EPISODES, family.horizon)
 
     def run() -> int:
         for task in tasks:
             env = DummyVecEnv([lambda t=task: gym.make(env_id(family.family_name), task=t)] * EPISODES)
-            model = PPO("MlpPolicy", env, seed=0, **algorithm_kwargs(SB3Config(), EPISODES, family.horizon))
+            model = PPO("MlpPolicy", env, seed=0, **kwargs)
             model.learn(steps)
         return steps * len(tasks)
 

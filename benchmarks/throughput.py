@@ -16,6 +16,7 @@ one meta-iteration, and the peak resident memory of a short ``python -m metarl.t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -115,26 +116,24 @@ def sb3_ppo(env_id: str, seconds: float) -> Callable[[], int]:
 
 def metarl_sampler(cfg, tasks: int, episodes: int, workers: int, threads: int):  # noqa: ANN001, ANN201
     """Sampling only: ``adapt`` with 0 inner steps is one batch of episodes and no update."""
-    import dataclasses
 
     from metarl.agents import RunningNorm
-    from metarl.trainer import make_adapter
+    from metarl.trainer import build_agent
 
     cfg = dataclasses.replace(cfg, workers=workers, threads=threads)
-    local, agent = make_adapter(cfg)
-    theta = local.init_params(0)
-    norm = RunningNorm(local.obs_dim)
-    task_list = local.family.sample_tasks(tasks, np.random.default_rng(0))
+    agent = build_agent(cfg)
+    theta = agent.init_params(0)
+    norm = RunningNorm(agent.obs_dim)
+    task_list = cfg.family.sample_tasks(tasks, np.random.default_rng(0))
     counter = [0]
 
     def run() -> int:
         counter[0] += 1
-        res = agent.adapt(theta, task_list, 0, episodes, norm, [(counter[0], t) for t in range(tasks)])
+        res = agent.adapt(theta, task_list, cfg.inner, 0, episodes, norm, [(counter[0], t) for t in range(tasks)])
         return res.env_steps
 
     def close() -> None:
         agent.close()
-        local.close()
 
     return run, close
 
@@ -206,9 +205,9 @@ def main() -> int:
     from metarl.envs import env_id, get_family
 
     family = get_family(args.env)
-    cfg = TrainConfig(**{**preset(args.env), "env": family.family_name})
+    cfg = TrainConfig.from_flags({**preset(args.env), "env": family.family_name})
     if args.quick:
-        cfg = TrainConfig(**{**cfg.to_dict(), "hidden": tuple(cfg.hidden), "meta_batch": 2, "episodes_per_step": 4})
+        cfg = dataclasses.replace(cfg, meta_batch=2, episodes_per_step=4)
     secs = 0.5 if args.quick else 2.0
     reps = 1 if args.quick else args.repeats
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -265,8 +264,8 @@ def main() -> int:
         "scaling_envs_per_task": {k: {c: round(v, 1) for c, v in row.items()} for k, row in scaling.items()},
         "meta_iteration_seconds": round(statistics.median(iter_times), 2) if iter_times else None,
         "meta_iteration_config": {
-            k: cfg.to_dict()[k]
-            for k in ("meta_batch", "inner_steps", "episodes_per_step", "ppo_epochs", "minibatches", "workers")
+            **{k: cfg.to_dict()[k] for k in ("meta_batch", "inner_steps", "episodes_per_step", "workers")},
+            **{k: cfg.inner.to_dict()[k] for k in ("agent", "ppo_epochs", "minibatches")},
         },
         "peak_rss_mib_training": round(rss, 1),
         "torch": torch.__version__,

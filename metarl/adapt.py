@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import AGENTS
+from .agents.inner_loop import AGENTS
 from .envs import FAMILIES, TaskError, get_family
 
 
@@ -49,8 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="trpo: KL size of one adaptation step (default: the meta-policy's)",
     )
-    p.add_argument("--steps", type=int, default=3, help="adaptation steps (default: 3)")
-    p.add_argument("--episodes-per-step", type=int, default=20, help="episodes sampled per step (default: 20)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="adaptation steps (default: the meta-policy's --eval-steps, e.g. 3)"
+    )
+    p.add_argument(
+        "--episodes-per-step",
+        type=int,
+        default=None,
+        help="episodes sampled per step (default: the meta-policy's --episodes-per-step, e.g. 20)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled task and of the sampling (default: 0)")
     p.add_argument(
         "--save",
@@ -77,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     from .tasks import parse_task, warn_if_out_of_distribution
 
     args = build_parser().parse_args(argv)
-    if args.steps < 0:
+    if args.steps is not None and args.steps < 0:
         return _fail(f"--steps must be >= 0, got {args.steps}")
-    if args.episodes_per_step <= 0:
+    if args.episodes_per_step is not None and args.episodes_per_step <= 0:
         return _fail(f"--episodes-per-step must be positive, got {args.episodes_per_step}")
     try:
         family = get_family(args.env)
@@ -105,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
             meta = meta.with_inner_loop(**changes)
         except ValueError as e:
             return _fail(str(e))
+    steps = meta.config.eval_steps if args.steps is None else args.steps
+    episodes = meta.config.episodes_per_step if args.episodes_per_step is None else args.episodes_per_step
     sampled = task is None
     if task is None:
         task = family.sample_tasks(1, np.random.default_rng(args.seed))[0]
     else:
         warn_if_out_of_distribution(family, task)
     t0 = time.perf_counter()
-    adapted = meta.adapt(task, steps=args.steps, episodes_per_step=args.episodes_per_step, seed=args.seed)
+    adapted = meta.adapt(task, steps=steps, episodes_per_step=episodes, seed=args.seed)
     seconds = time.perf_counter() - t0
     if args.save is not None:
         adapted.save(args.save)
@@ -121,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "env": family.family_name,
                     "task": task.to_dict(),
-                    "episodes_per_step": args.episodes_per_step,
+                    "episodes_per_step": episodes,
                     "returns": adapted.returns,
                     "env_steps": adapted.env_steps,
                     "seconds": round(seconds, 3),
                     "checkpoint": meta.source,
-                    "agent": meta.config.for_adaptation().agent,
+                    "agent": meta.config.adapt.agent,
                 }
             )
         )
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for k, r in enumerate(adapted.returns):
         label = "before adapting" if k == 0 else f"after step {k}"
-        print(f"  {label:>16}: mean return {r:9.2f} over {args.episodes_per_step} episodes")
+        print(f"  {label:>16}: mean return {r:9.2f} over {episodes} episodes")
     print(
         f"metarl.adapt: {adapted.env_steps} env steps in {seconds:.2f} s"
         + (f"; adapted policy saved to {args.save}" if args.save else "")

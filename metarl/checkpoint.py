@@ -6,7 +6,7 @@ fsynced, then renamed over the target, so a crash leaves either the old or the n
 Each checkpoint carries a SHA-256 ``checksum`` of its content: torch's zip reader does not verify the
 data records, so without it a flipped byte inside a tensor would load silently (measured). Loading
 checks the checksum (when present: older format-1 files have none), the format version, the keys,
-and that every parameter is finite.
+and that every parameter is finite; the configuration of an older format is migrated explicitly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-FORMAT_VERSION = 1
+#: 2: the configuration holds its two inner loops (``inner``, ``adapt``) as objects (metarl.config.migrate).
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -166,6 +167,14 @@ def load_checkpoint(path: str | os.PathLike[str], family: str | None = None) -> 
             raise CheckpointError(f"{path}: parameter {name} holds NaN or inf; use an earlier checkpoint")
     if not isinstance(state["config"], dict):
         raise CheckpointError(f"{path}: not a metarl checkpoint ('config' is not a mapping)")
+    if version < FORMAT_VERSION:  # explicit, per format: never today's defaults for what an old file lacks
+        from .config import ConfigError, migrate
+
+        try:
+            state["config"] = migrate(state["config"], version)
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        state["format_version"] = FORMAT_VERSION
     if family is not None and state["family"] != family:
         raise CheckpointError(f"{path}: checkpoint of family {state['family']}, not {family}")
     return state

@@ -12,12 +12,14 @@ import importlib.util
 import math
 from typing import Any
 
+from .agents.agent import AgentSpec
+from .agents.inner_loop import AGENTS, FIELDS, InnerLoop, InnerLoopError, check_used
 from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
-#: Inner-loop agents: the native ones, then stable-baselines3's (agents/sb3.py).
-AGENTS = ("ppo", "vpg", "trpo", "sb3-ppo", "sb3-a2c", "sb3-trpo")
-#: Where the adapting workers run: spawned processes (agents/parallel.py) or Ray actors (agents/ray_agent.py).
+#: Where the adapting workers run: spawned processes or Ray actors (agents/pool.py, agents/ray_transport.py).
 BACKENDS = ("processes", "ray")
+#: The version of the configuration's dict form (config.json, checkpoints); :func:`migrate` reads older ones.
+CONFIG_VERSION = 2
 
 
 class ConfigError(ValueError):
@@ -28,9 +30,26 @@ def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
+#: Flags of the meta-test inner loop: it is the training one with these two replaced (when given).
+ADAPT_FLAGS: dict[str, tuple[Any, str]] = {
+    "adapt_agent": (
+        "",
+        "inner-loop agent at meta-test time: the periodic evaluation, metarl.adapt, metarl.evaluate and "
+        "MetaPolicy.adapt (empty: --agent). E.g. meta-train with ppo, adapt with trpo",
+    ),
+    "adapt_target_kl": (0.0, "trpo's --target-kl at meta-test time (0: --target-kl)"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a meta-training run (saved as ``config.json`` in the run folder)."""
+    """Everything that defines a meta-training run (saved as ``config.json`` in the run folder).
+
+    ``inner`` is the inner loop of meta-training, ``adapt`` the one of meta-test adaptation (the periodic
+    evaluation, ``metarl.adapt``, ``metarl.evaluate``, ``MetaPolicy.adapt``). On the command line their
+    fields are the flags ``--agent``, ``--inner-lr``, ... (both loops) and ``--adapt-agent``,
+    ``--adapt-target-kl`` (the meta-test loop only): see :meth:`from_flags`.
+    """
 
     env: str = _f("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
     randomize: str = _f(
@@ -38,38 +57,14 @@ class TrainConfig:
         "with a Gymnasium MuJoCo --env (e.g. Hopper-v5): model fields and multiplicative ranges to randomise per "
         "task, e.g. body_mass=0.5:2.0,geom_friction=0.5:1.5 (docs/families.md)",
     )
-    agent: str = _f(
-        "ppo",
-        "inner-loop agent: native 'ppo' (clipped objective, GAE), 'vpg' (one plain PG step) or 'trpo' (one "
-        "natural-gradient step of KL size --target-kl); or "
-        "stable-baselines3's 'sb3-ppo', 'sb3-a2c', sb3-contrib's 'sb3-trpo' (docs/sb3.md)",
-        choices=AGENTS,
-    )
     meta_iters: int = _f(300, "meta-iterations (Reptile updates) in the run")
     meta_batch: int = _f(10, "tasks adapted per meta-iteration")
     inner_steps: int = _f(3, "inner adaptation updates K per task")
     episodes_per_step: int = _f(20, "episodes collected per inner update (and per evaluation step)")
     meta_step: float = _f(1.0, "Reptile outer step size ε at the first iteration")
     meta_step_final: float = _f(0.0, "ε at the last iteration (linear annealing)")
-    inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg; unused by trpo's policy step)")
-    target_kl: float = _f(0.01, "trpo: trust region of one inner step, the mean KL between old and new policy")
-    adapt_agent: str = _f(
-        "",
-        "inner-loop agent at meta-test time: the periodic evaluation, metarl.adapt, metarl.evaluate and "
-        "MetaPolicy.adapt (empty: --agent). E.g. meta-train with ppo, adapt with trpo",
-        choices=("", *AGENTS),
-    )
-    adapt_target_kl: float = _f(0.0, "trpo's --target-kl at meta-test time (0: --target-kl)")
-    ppo_epochs: int = _f(5, "ppo: passes over each batch")
-    minibatches: int = _f(4, "ppo: minibatches per pass")
-    clip_range: float = _f(0.2, "ppo: clipping range of the probability ratio")
-    gamma: float = _f(0.99, "discount factor")
-    gae_lambda: float = _f(0.95, "GAE lambda")
-    max_grad_norm: float = _f(0.5, "per-task gradient norm clip (0 disables)")
-    vf_coef: float = _f(0.5, "ppo: value loss coefficient")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient")
-    value_lr: float = _f(1e-2, "vpg, trpo: Adam learning rate of the value baseline fit")
-    value_epochs: int = _f(5, "vpg, trpo: Adam steps of the value baseline fit per batch")
+    inner: InnerLoop = dataclasses.field(default_factory=InnerLoop)
+    adapt: InnerLoop = dataclasses.field(default_factory=InnerLoop)
     hidden: tuple[int, ...] = _f((64, 64), "hidden layer widths, comma separated (e.g. 64,64)")
     log_std_init: float = _f(-0.5, "initial log standard deviation of the Gaussian policy")
     seed: int = _f(0, "meta-training seed (task draws, initial states, action noise, initialisation)")
@@ -96,31 +91,51 @@ class TrainConfig:
         "", "with --backend ray: empty starts Ray on this machine; 'auto' or HOST:PORT joins a running cluster"
     )
 
+    # ---- the flat flag form ------------------------------------------------------------------
+    @classmethod
+    def from_flags(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config that flag values (``flag_name -> value``; absent: default) describe.
+
+        Inner-loop flags (``agent``, ``inner_lr``, ...) set both inner loops; ``adapt_agent`` and
+        ``adapt_target_kl`` then replace the meta-test loop's agent and trust region (empty / 0: unchanged).
+        """
+        unknown = set(values) - set(FLAG_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
+        if values.get("adapt_target_kl", 0.0) < 0:
+            raise ConfigError(f"--adapt-target-kl must be >= 0 (0: --target-kl), got {values['adapt_target_kl']}")
+        inner = InnerLoop(**{k: v for k, v in values.items() if k in INNER_FIELDS})
+        adapt = dataclasses.replace(
+            inner,
+            agent=values.get("adapt_agent") or inner.agent,
+            target_kl=values.get("adapt_target_kl") or inner.target_kl,
+        )
+        rest = {k: v for k, v in values.items() if k in TOP_FIELDS}
+        if "hidden" in rest:
+            rest["hidden"] = tuple(int(h) for h in rest["hidden"])
+        return cls(inner=inner, adapt=adapt, **rest)
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` on values that cannot work."""
         try:
             get_family(self.env, self.randomize)  # KeyError with the known families
         except RandomizeError as e:
             raise ConfigError(str(e)) from None
-        positive = ["meta_iters", "meta_batch", "episodes_per_step", "ppo_epochs", "minibatches", "eval_tasks"]
-        for name in positive:
+        for name in ["meta_iters", "meta_batch", "episodes_per_step", "eval_tasks"]:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in [
-            "inner_steps",
-            "eval_every",
-            "eval_steps",
-            "checkpoint_every",
-            "threads",
-            "value_epochs",
-            "workers",
-        ]:
+        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "workers"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"--{f.name.replace('_', '-')} must be finite, got {v}")
+        try:
+            self.inner.validate()
+            self.adapt.validate("--adapt-")
+        except InnerLoopError as e:
+            raise ConfigError(str(e)) from None
         if self.inner_steps == 0:
             raise ConfigError("--inner-steps must be positive: with 0 adaptation steps Reptile cannot move θ")
         for name in ("seed", "eval_seed"):  # numpy seeds are non-negative
@@ -129,62 +144,32 @@ class TrainConfig:
         held_out = self.family.num_meta_test_tasks
         if self.eval_tasks > held_out:
             raise ConfigError(f"--eval-tasks must be at most {held_out} (the held-out tasks), got {self.eval_tasks}")
-        if self.inner_lr <= 0:
-            raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
-        if self.target_kl <= 0:
-            raise ConfigError(f"--target-kl must be positive, got {self.target_kl}")
-        if self.adapt_target_kl < 0:
-            raise ConfigError(f"--adapt-target-kl must be >= 0 (0: --target-kl), got {self.adapt_target_kl}")
-        if self.adapt_agent not in ("", *AGENTS):
-            raise ConfigError(f"--adapt-agent must be empty or one of {', '.join(AGENTS)}, got {self.adapt_agent!r}")
-        if self.adapt_agent and self.adapt_agent.startswith("sb3-") != self.agent.startswith("sb3-"):
+        if self.adapt.is_sb3 != self.inner.is_sb3:
             raise ConfigError(
-                f"--adapt-agent {self.adapt_agent} cannot adapt parameters trained by --agent {self.agent}: "
+                f"--adapt-agent {self.adapt.agent} cannot adapt parameters trained by --agent {self.inner.agent}: "
                 "native (ppo, vpg, trpo) and stable-baselines3 (sb3-*) agents have different parameter layouts"
             )
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ConfigError(f"--hidden needs positive widths such as 64,64, got {self.hidden}")
-        if self.agent not in AGENTS:
-            raise ConfigError(f"--agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.backend == "ray" and importlib.util.find_spec("ray") is None:  # checked without importing ray
             raise ConfigError('--backend ray needs Ray: pip install "metarl[ray]"')
-
-    def for_adaptation(self) -> TrainConfig:
-        """This config with the meta-test inner loop (``adapt_agent``, ``adapt_target_kl``) as the inner loop."""
-        return dataclasses.replace(
-            self,
-            agent=self.adapt_agent or self.agent,
-            target_kl=self.adapt_target_kl or self.target_kl,
-            adapt_agent="",
-            adapt_target_kl=0.0,
-        )
 
     @property
     def family(self) -> type[TaskFamily]:
         """The task family class (``--env``, randomised by ``--randomize`` if given)."""
         return get_family(self.env, self.randomize)
 
-    def inner_loop_kwargs(self) -> dict[str, Any]:
-        """The hyper-parameters every inner-loop agent shares, under the agents' own names."""
-        return dict(
-            lr=self.inner_lr,
-            gamma=self.gamma,
-            gae_lambda=self.gae_lambda,
-            epochs=self.ppo_epochs,
-            minibatches=self.minibatches,
-            clip_range=self.clip_range,
-            vf_coef=self.vf_coef,
-            ent_coef=self.ent_coef,
-            max_grad_norm=self.max_grad_norm,
-            hidden=tuple(self.hidden),
-            log_std_init=self.log_std_init,
-        )
-
     @property
     def family_name(self) -> str:
         return self.family.family_name
+
+    def agent_spec(self, inner: InnerLoop | None = None) -> AgentSpec:
+        """The agent that runs this config's inner loops (its layout is ``inner``'s, default the training one)."""
+        return AgentSpec(
+            self.env, self.randomize, inner or self.inner, tuple(self.hidden), self.log_std_init, self.threads or None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -193,14 +178,58 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """The config of a :meth:`to_dict` output of this version (older ones: :func:`migrate` first)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
+        unknown, missing = set(d) - names, names - set(d)
+        if unknown or missing:
+            what = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
+            raise ConfigError(f"configuration of version {CONFIG_VERSION} with {what}")
         d = dict(d)
-        if "hidden" in d:
-            d["hidden"] = tuple(int(h) for h in d["hidden"])
+        d["hidden"] = tuple(int(h) for h in d["hidden"])
+        try:
+            d["inner"], d["adapt"] = InnerLoop.from_dict(d["inner"]), InnerLoop.from_dict(d["adapt"])
+        except (InnerLoopError, TypeError) as e:
+            raise ConfigError(f"configuration with a bad inner loop ({e})") from None
         return cls(**d)
+
+
+INNER_FIELDS = FIELDS
+TOP_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("inner", "adapt"))
+#: Every flag of ``python -m metarl.train`` that sets the config, in ``--help`` order.
+FLAG_NAMES = (*TOP_FIELDS[:8], *INNER_FIELDS, *ADAPT_FLAGS, *TOP_FIELDS[8:])
+
+#: Format-1 configurations (flat flag names) lacked the keys added after the first release; these are the
+#: values those runs had in effect (not today's defaults): one process, no randomisation, no TRPO, no Ray, the
+#: meta-test inner loop equal to the training one.
+_V1_ADDED_LATER = {
+    "workers": 1,
+    "randomize": "",
+    "target_kl": 0.01,
+    "adapt_agent": "",
+    "adapt_target_kl": 0.0,
+    "backend": "processes",
+    "ray_address": "",
+}
+_V1_KEYS = {*TOP_FIELDS, *(k for k in INNER_FIELDS if k not in ("cg_iters", "cg_damping", "line_search_steps"))}
+_V1_KEYS |= set(ADAPT_FLAGS)
+
+
+def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
+    """A configuration dict of format ``version`` as this version's :meth:`TrainConfig.to_dict` would write it.
+
+    Raises:
+        ConfigError: a key that version never had, or one it always had that is missing.
+    """
+    if version == CONFIG_VERSION:
+        return d
+    if version != 1:
+        raise ConfigError(f"configuration format {version} is not one this metarl reads (1 to {CONFIG_VERSION})")
+    unknown = set(d) - _V1_KEYS
+    missing = _V1_KEYS - set(d) - set(_V1_ADDED_LATER)
+    if unknown or missing:
+        what = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
+        raise ConfigError(f"configuration of format 1 with {what}")
+    return TrainConfig.from_flags({**_V1_ADDED_LATER, **d}).to_dict()
 
 
 #: Per-family overrides of the defaults, printed at the start of a run.
@@ -258,27 +287,51 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 64,64, got {text!r}") from None
 
 
+def _field_meta() -> dict[str, tuple[Any, str, dict[str, Any]]]:
+    """Flag name -> (default, help, extra argparse options), for every flag of :data:`FLAG_NAMES`."""
+    out: dict[str, tuple[Any, str, dict[str, Any]]] = {}
+    for f in (*dataclasses.fields(TrainConfig), *dataclasses.fields(InnerLoop)):
+        if f.name not in ("inner", "adapt"):
+            extra = {"choices": f.metadata["choices"]} if "choices" in f.metadata else {}
+            out[f.name] = (f.default, f.metadata["help"], extra)
+    for name, (default, text) in ADAPT_FLAGS.items():
+        out[name] = (default, text, {"choices": ("", *AGENTS)} if name == "adapt_agent" else {})
+    return out
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per :class:`TrainConfig` field, defaulting to None (= use the preset or default)."""
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _parse_hidden if f.name == "hidden" else type(f.default)
-        default = ",".join(map(str, f.default)) if f.name == "hidden" else f.default
-        kwargs: dict[str, Any] = dict(type=kind, default=None, help=f"{f.metadata['help']} (default: {default})")
-        if "choices" in f.metadata:
-            kwargs["choices"] = f.metadata["choices"]
-        if f.name == "env":
-            kwargs["help"] = f"{f.metadata['help']}; one of {', '.join(FAMILIES)} (default: {default})"
-        parser.add_argument(flag, **kwargs)
+    """One flag per name of :data:`FLAG_NAMES`, defaulting to None (= use the preset or default)."""
+    meta = _field_meta()
+    for name in FLAG_NAMES:
+        default, text, extra = meta[name]
+        kind = _parse_hidden if name == "hidden" else type(default)
+        shown = ",".join(map(str, default)) if name == "hidden" else default
+        if name == "env":
+            text = f"{text}; one of {', '.join(FAMILIES)}"
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=kind, default=None, help=f"{text} (default: {shown})", **extra
+        )
+
+
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The config flags given on the command line (name -> value)."""
+    return {name: getattr(args, name) for name in FLAG_NAMES if getattr(args, name, None) is not None}
 
 
 def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
-    """Defaults ← family preset ← flags given. Returns the config and the preset that was applied."""
-    given = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
-    }
+    """Defaults ← family preset ← flags given. Returns the config and the preset that was applied.
+
+    A flag that neither inner loop's algorithm reads is refused (one line), not silently ignored.
+    """
+    given = given_flags(args)
     env = given.get("env", TrainConfig.env)
     overrides = preset(env, given.get("randomize", ""))
-    cfg = TrainConfig(**{**overrides, **given})
+    cfg = TrainConfig.from_flags({**overrides, **given})
     cfg.validate()
+    try:
+        check_used(given, (cfg.inner, cfg.adapt))
+        if "adapt_target_kl" in given:
+            check_used({"target_kl": 0}, (cfg.adapt,), prefix="--adapt-")
+    except InnerLoopError as e:
+        raise ConfigError(str(e)) from None
     return cfg, overrides

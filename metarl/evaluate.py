@@ -4,7 +4,8 @@ For each policy (meta-policies from ``--checkpoint``, one per meta-training seed
 baselines from ``--multitask``; random initialisations), adapt to each of the family's held-out
 meta-test tasks with ``--steps`` updates of ``--episodes-per-step`` episodes (the MAML/ProMP
 protocol: k = 0..3, 20 episodes) and record the mean return after each step. An oracle reference
-trains PPO from scratch on ``--oracle-tasks`` held-out tasks (spread over the set) for ``--oracle-steps``
+trains the meta-policy's training inner loop (e.g. PPO) from scratch on ``--oracle-tasks`` held-out
+tasks (spread over the set) for ``--oracle-steps``
 updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
 resampling seeds then tasks) and TensorBoard scalars to ``--out``, and the meta-policy's margin over
 each baseline with a paired bootstrap band (the same tasks and evaluation seeds on both sides). For
@@ -23,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import AGENTS
+from .agents.inner_loop import AGENTS
 from .envs import FAMILIES, get_family
+from .plots import plot_curves
+from .stats import bootstrap_ci, paired_difference_ci
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,65 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="oracle PPO updates of --episodes-per-step episodes each (default: 100)",
     )
     p.add_argument("--tasks", type=int, default=40, help="tasks (held-out: at most the family's 40; default: 40)")
-    p.add_argument("--steps", type=int, default=3, help="adaptation steps (default: 3)")
-    p.add_argument("--episodes-per-step", type=int, default=20, help="episodes per step (default: 20)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="adaptation steps (default: the first meta-policy's --eval-steps)"
+    )
+    p.add_argument(
+        "--episodes-per-step",
+        type=int,
+        default=None,
+        help="episodes per step (default: the first meta-policy's --episodes-per-step)",
+    )
     p.add_argument("--seed", type=int, default=1000, help="evaluation seed, separate from training seeds")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval__<env>__<time>)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
     return p
-
-
-def bootstrap_ci(
-    returns: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and bootstrap confidence band of ``returns[seed, k, task]`` over seeds and tasks.
-
-    Resamples seeds with replacement, then tasks within each drawn seed (hierarchical), so the band
-    covers the variation between meta-training seeds as well as between tasks.
-
-    Returns:
-        ``(mean, low, high)``, each of shape ``(K + 1,)``.
-    """
-    rng = np.random.default_rng(seed)
-    n_seeds, _, n_tasks = returns.shape
-    s_idx = rng.integers(0, n_seeds, size=(resamples, n_seeds))
-    t_idx = rng.integers(0, n_tasks, size=(resamples, n_seeds, n_tasks))
-    # draws[b, s, k, t] = returns[s_idx[b, s], k, t_idx[b, s, t]]
-    draws = returns[s_idx[:, :, None, None], np.arange(returns.shape[1])[None, None, :, None], t_idx[:, :, None, :]]
-    means = draws.mean(axis=(1, 3))
-    alpha = (1.0 - level) / 2.0
-    return returns.mean(axis=(0, 2)), np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
-
-
-def paired_difference_ci(
-    a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and bootstrap band of ``mean(a) - mean(b)`` for curves on the same tasks, ``x[seed, k, task]``.
-
-    The tasks are shared, so each resample draws one set of task indices for both (paired), and the
-    seeds of each side independently: the band covers seed-to-seed variation on both sides and task
-    sampling, without counting the spread between easy and hard tasks twice.
-
-    Returns:
-        ``(difference, low, high)``, each of shape ``(K + 1,)``.
-    """
-    rng = np.random.default_rng(seed)
-    n_tasks = a.shape[2]
-    t_idx = rng.integers(0, n_tasks, size=(resamples, n_tasks))
-    sa = rng.integers(0, a.shape[0], size=(resamples, a.shape[0]))
-    sb = rng.integers(0, b.shape[0], size=(resamples, b.shape[0]))
-    ks = np.arange(a.shape[1])[None, None, :, None]
-
-    def means(x: np.ndarray, s_idx: np.ndarray) -> np.ndarray:  # (resamples, K + 1)
-        return x[s_idx[:, :, None, None], ks, t_idx[:, None, None, :]].mean(axis=(1, 3))
-
-    diffs = means(a, sa) - means(b, sb)
-    alpha = (1.0 - level) / 2.0
-    return (
-        a.mean(axis=(0, 2)) - b.mean(axis=(0, 2)),
-        np.quantile(diffs, alpha, axis=0),
-        np.quantile(diffs, 1 - alpha, axis=0),
-    )
 
 
 def _summary(name: str, returns: np.ndarray, sources: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -153,51 +110,119 @@ def _summary(name: str, returns: np.ndarray, sources: list[str], args: argparse.
     }
 
 
-def _plot(path: Path, curves: list[dict[str, Any]], oracle: dict[str, Any] | None, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for c in curves:
-        k = np.arange(len(c["mean"]))
-        n = len(c["sources"])
-        ax.plot(k, c["mean"], marker="o", label=f"{c['name']} ({n} seed{'s' if n != 1 else ''})")
-        ax.fill_between(k, c["ci95_low"], c["ci95_high"], alpha=0.2)
-    if oracle is not None:
-        ax.axhline(oracle["mean"], color="k", linestyle="--", label=f"oracle: PPO from scratch ({oracle['label']})")
-    ax.set_xlabel("adaptation steps k")
-    ax.set_ylabel("mean episode return")
-    ax.set_xticks(range(len(curves[0]["mean"])))
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def _fail(msg: str, code: int = 2) -> int:
     print(f"metarl.evaluate: error: {msg}", file=sys.stderr)
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
+def _load(args: argparse.Namespace, family: Any) -> tuple[list[Any], list[Any]]:
+    """The meta-policies and multi-task baselines, with the ``--agent``/``--inner-lr``/``--target-kl`` overrides."""
+    from .policy import MetaPolicy
+
+    metas = [MetaPolicy.load(p, family.family_name) for p in args.checkpoint] or [
+        MetaPolicy.pretrained(family.family_name)
+    ]
+    multis = [MetaPolicy.load(p, family.family_name) for p in args.multitask]
+    changes = {k: getattr(args, k) for k in ("agent", "inner_lr", "target_kl") if getattr(args, k) is not None}
+    if changes:
+        metas = [m.with_inner_loop(**changes) for m in metas]
+        multis = [m.with_inner_loop(**changes) for m in multis]
+    return metas, multis
+
+
+def _random_inits(reference: Any, count: int) -> list[Any]:
+    """``count`` random initialisations in the reference meta-policy's layout, adapted by its inner loop."""
+    from .agents import RunningNorm
+    from .policy import MetaPolicy, _local_agent
+
+    policies = []
+    for s in range(count):
+        agent = _local_agent(reference.family, reference.config)
+        theta = agent.init_params(10_000 + s)
+        agent.close()
+        norm = RunningNorm(agent.obs_dim)
+        policies.append(
+            MetaPolicy(reference.family, reference.config, theta, norm, source=f"random init (seed {10_000 + s})")
+        )
+    return policies
+
+
+def _oracle(reference: Any, tasks: list[Any], args: argparse.Namespace, episodes: int) -> dict[str, Any] | None:
+    """The training inner loop from a random initialisation for ``--oracle-steps`` updates on a few tasks."""
+    from .agents import RunningNorm, make_agent
+
+    if not (args.oracle_tasks and args.oracle_steps):
+        return None
+    # spread over the held-out set (for HalfCheetahDir, whose set is 20 x +1 then 20 x -1: both directions)
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(tasks) - 1, min(args.oracle_tasks, len(tasks)))})
+    o_tasks = [tasks[i] for i in picks]
+    t0 = time.perf_counter()
+    cfg = reference.config
+    agent = make_agent(reference.family, cfg.inner, cfg.hidden, cfg.log_std_init)  # threads: all cores
+    theta = agent.init_params(20_000)
+    seeds = [(args.seed, 1, j) for j in range(len(o_tasks))]
+    res = agent.adapt(theta, o_tasks, cfg.inner, args.oracle_steps, episodes, RunningNorm(agent.obs_dim), seeds)
+    agent.close()
+    final = res.returns[-1].numpy().astype(float)
+    per_task_steps = res.env_steps // len(o_tasks)
+    oracle = {
+        "tasks": [t.to_dict() for t in o_tasks],
+        "agent": cfg.inner.agent,
+        "updates": args.oracle_steps,
+        "env_steps_per_task": per_task_steps,
+        "per_task": final.tolist(),
+        "mean": float(final.mean()),
+        "label": f"{cfg.inner.agent} from scratch, {len(o_tasks)} tasks, {per_task_steps / 1e6:.2f}M steps each",
+    }
+    print(f"  oracle ({oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)")
+    return oracle
+
+
+def _write_tensorboard(out: Path, results: list[dict[str, Any]], oracle: dict[str, Any] | None) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    from .agents import RunningNorm
+    writer = SummaryWriter(str(out))
+    for c in results:
+        tag = c["name"].split(" (")[0].replace(" ", "_")
+        for k, (m, lo, hi) in enumerate(zip(c["mean"], c["ci95_low"], c["ci95_high"])):
+            writer.add_scalar(f"evaluate/{tag}/return", m, k)
+            writer.add_scalar(f"evaluate/{tag}/ci95_low", lo, k)
+            writer.add_scalar(f"evaluate/{tag}/ci95_high", hi, k)
+        for k, rate in enumerate(c.get("success_mean", [])):
+            writer.add_scalar(f"evaluate/{tag}/success_rate", rate, k)
+    if oracle is not None:
+        writer.add_scalar("evaluate/oracle/return", oracle["mean"], 0)
+    writer.close()
+
+
+def _print_table(results: list[dict[str, Any]], comparisons: list[dict[str, Any]], oracle: Any, steps: int) -> None:
+    header = "| policy | " + " | ".join(f"k={k}" for k in range(steps + 1)) + " |"
+    print("\n" + header + "\n|" + "---|" * (steps + 2))
+    for c in results:
+        cells = [f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(c["mean"], c["ci95_low"], c["ci95_high"])]
+        print(f"| {c['name']} ({len(c['sources'])}) | " + " | ".join(cells) + " |")
+        if "success_mean" in c:
+            print(f"| {c['name']}: success rate | " + " | ".join(f"{r:.2f}" for r in c["success_mean"]) + " |")
+    if oracle is not None:
+        print(f"| oracle, {oracle['label']} | {oracle['mean']:.1f} |")
+    for c in comparisons:
+        cells = [
+            f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in zip(c["difference"], c["ci95_low"], c["ci95_high"])
+        ]
+        print(f"| meta-policy minus {c['baseline']} (paired over tasks) | " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
     from .checkpoint import CheckpointError
-    from .policy import MetaPolicy
-    from .trainer import make_agent
 
     args = build_parser().parse_args(argv)
     for flag in ("tasks", "episodes_per_step", "bootstrap"):
-        if getattr(args, flag) <= 0:
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             return _fail(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     for flag in ("steps", "random_seeds", "oracle_tasks", "oracle_steps"):
-        if getattr(args, flag) < 0:
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
             return _fail(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     try:
         family = get_family(args.env)
@@ -205,19 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e.args[0]))
     torch.set_num_threads(1)
     try:
-        metas = [MetaPolicy.load(p, family.family_name) for p in args.checkpoint] or [
-            MetaPolicy.pretrained(family.family_name)
-        ]
-        multis = [MetaPolicy.load(p, family.family_name) for p in args.multitask]
+        metas, multis = _load(args, family)
     except CheckpointError as e:
         return _fail(str(e), code=1)
-    changes = {k: getattr(args, k) for k in ("agent", "inner_lr", "target_kl") if getattr(args, k) is not None}
-    if changes:
-        try:
-            metas = [m.with_inner_loop(**changes) for m in metas]
-            multis = [m.with_inner_loop(**changes) for m in multis]
-        except ValueError as e:  # ConfigError too
-            return _fail(str(e))
+    except ValueError as e:  # an inner-loop override that cannot work
+        return _fail(str(e))
+    reference = metas[0]
+    steps = reference.config.eval_steps if args.steps is None else args.steps
+    episodes = reference.config.episodes_per_step if args.episodes_per_step is None else args.episodes_per_step
     if args.task_set == "train":
         tasks = family.sample_tasks(args.tasks, np.random.default_rng([args.seed, 7]))
     else:
@@ -226,17 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"eval__{family.family_name}__{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     print(
-        f"metarl.evaluate: {family.family_name}, {len(tasks)} {args.task_set} tasks, k = 0..{args.steps}, "
-        f"{args.episodes_per_step} episodes per step, evaluation seed {args.seed}; writing {out}"
+        f"metarl.evaluate: {family.family_name}, {len(tasks)} {args.task_set} tasks, k = 0..{steps}, "
+        f"{episodes} episodes per step, evaluation seed {args.seed}; writing {out}"
     )
 
     success: dict[str, np.ndarray] = {}  # policy source -> (K + 1, tasks), for families that define success
 
-    def curves_of(policies: list[MetaPolicy]) -> np.ndarray:
+    def curves_of(policies: list[Any]) -> np.ndarray:
         rows = []
         for pol in policies:
             t0 = time.perf_counter()
-            adapted = pol.adapt_many(tasks, args.steps, args.episodes_per_step, seeds)
+            adapted = pol.adapt_many(tasks, steps, episodes, seeds)
             rows.append(np.array([a.returns for a in adapted]).T)  # (K + 1, tasks)
             if adapted[0].success is not None:
                 success[pol.source] = np.array([a.success for a in adapted]).T
@@ -247,23 +267,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         return np.stack(rows)
 
-    reference = metas[0]
-    randoms = []
-    for s in range(args.random_seeds):
-        agent = make_agent(reference.config)
-        theta = agent.init_params(10_000 + s)
-        agent.close()
-        randoms.append(
-            MetaPolicy(
-                family,
-                reference.config,
-                theta,
-                RunningNorm(agent.obs_dim),
-                source=f"random init (seed {10_000 + s})",
-            )
-        )
     results: list[dict[str, Any]] = []
-    groups = [("meta-policy (Reptile)", metas), ("multi-task baseline", multis), ("random init", randoms)]
+    groups = [
+        ("meta-policy (Reptile)", metas),
+        ("multi-task baseline", multis),
+        ("random init", _random_inits(reference, args.random_seeds)),
+    ]
     curves: dict[str, np.ndarray] = {}
     for name, policies in groups:
         if policies:
@@ -281,83 +290,31 @@ def main(argv: list[str] | None = None) -> int:
             comparisons.append(
                 {"baseline": name, "difference": d.tolist(), "ci95_low": lo.tolist(), "ci95_high": hi.tolist()}
             )
-
-    oracle = None
-    if args.oracle_tasks and args.oracle_steps:
-        # spread over the held-out set (for HalfCheetahDir, whose set is 20 x +1 then 20 x -1: both directions)
-        picks = sorted({int(round(i)) for i in np.linspace(0, len(tasks) - 1, min(args.oracle_tasks, len(tasks)))})
-        o_tasks = [tasks[i] for i in picks]
-        t0 = time.perf_counter()
-        agent = make_agent(reference.config)
-        theta = agent.init_params(20_000)
-        res = agent.adapt(
-            theta,
-            o_tasks,
-            args.oracle_steps,
-            args.episodes_per_step,
-            RunningNorm(agent.obs_dim),
-            [(args.seed, 1, j) for j in range(len(o_tasks))],
-        )
-        agent.close()
-        final = res.returns[-1].numpy().astype(float)
-        per_task_steps = res.env_steps // len(o_tasks)
-        oracle = {
-            "tasks": [t.to_dict() for t in o_tasks],
-            "updates": args.oracle_steps,
-            "env_steps_per_task": per_task_steps,
-            "per_task": final.tolist(),
-            "mean": float(final.mean()),
-            "label": f"{len(o_tasks)} tasks, {per_task_steps / 1e6:.2f}M steps each",
-        }
-        print(
-            f"  oracle (PPO from scratch, {oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)"
-        )
-
+    oracle = _oracle(reference, tasks, args, episodes)
+    adapt = reference.config.adapt
     doc = {
         "env": family.family_name,
         "task_set": args.task_set,
         "tasks": [t.to_dict() for t in tasks],
-        "steps": args.steps,
-        "episodes_per_step": args.episodes_per_step,
+        "steps": steps,
+        "episodes_per_step": episodes,
         "evaluation_seed": args.seed,
         "training_seeds": [p.config.seed for p in metas],
-        "agent": metas[0].config.for_adaptation().agent,  # the inner loop that adapted
-        "target_kl": metas[0].config.for_adaptation().target_kl,
-        "inner_loop_overrides": changes,
+        "agent": adapt.agent,  # the inner loop that adapted
+        "target_kl": adapt.target_kl,
+        "inner_loop": adapt.to_dict(),
+        "inner_loop_overrides": {
+            k: getattr(args, k) for k in ("agent", "inner_lr", "target_kl") if getattr(args, k) is not None
+        },
         "curves": results,
         "meta_policy_minus_baseline": comparisons,
         "oracle": oracle,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
     }
     (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
-    _plot(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} {args.task_set} tasks")
-    writer = SummaryWriter(str(out))
-    for c in results:
-        tag = c["name"].split(" (")[0].replace(" ", "_")
-        for k, (m, lo, hi) in enumerate(zip(c["mean"], c["ci95_low"], c["ci95_high"])):
-            writer.add_scalar(f"evaluate/{tag}/return", m, k)
-            writer.add_scalar(f"evaluate/{tag}/ci95_low", lo, k)
-            writer.add_scalar(f"evaluate/{tag}/ci95_high", hi, k)
-        for k, rate in enumerate(c.get("success_mean", [])):
-            writer.add_scalar(f"evaluate/{tag}/success_rate", rate, k)
-    if oracle is not None:
-        writer.add_scalar("evaluate/oracle/return", oracle["mean"], 0)
-    writer.close()
-
-    header = "| policy | " + " | ".join(f"k={k}" for k in range(args.steps + 1)) + " |"
-    print("\n" + header + "\n|" + "---|" * (args.steps + 2))
-    for c in results:
-        cells = [f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(c["mean"], c["ci95_low"], c["ci95_high"])]
-        print(f"| {c['name']} ({len(c['sources'])}) | " + " | ".join(cells) + " |")
-        if "success_mean" in c:
-            print(f"| {c['name']}: success rate | " + " | ".join(f"{r:.2f}" for r in c["success_mean"]) + " |")
-    if oracle is not None:
-        print(f"| oracle, PPO from scratch ({oracle['label']}) | {oracle['mean']:.1f} |")
-    for c in comparisons:
-        cells = [
-            f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in zip(c["difference"], c["ci95_low"], c["ci95_high"])
-        ]
-        print(f"| meta-policy minus {c['baseline']} (paired over tasks) | " + " | ".join(cells) + " |")
+    plot_curves(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} {args.task_set} tasks")
+    _write_tensorboard(out, results, oracle)
+    _print_table(results, comparisons, oracle, steps)
     print(f"\nmetarl.evaluate: wrote {out / 'results.json'} and {out / 'curves.png'}")
     return 0
 

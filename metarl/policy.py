@@ -7,17 +7,18 @@
 
     meta = metarl.MetaPolicy.pretrained("HalfCheetahVel")       # or MetaPolicy.load(run_dir_or_file)
     env = gym.make("metarl/HalfCheetahVel-v0", task={"velocity": 1.3})
-    adapted = meta.adapt(env, steps=3, episodes_per_step=20)    # `meta` is left unchanged
+    adapted = meta.adapt(env)      # 3 steps of 20 episodes, as it was evaluated; `meta` is left unchanged
     obs, _ = env.reset(seed=0)
     action = adapted.act(obs)                                   # deterministic (the mean) by default
 
-Adaptation runs the run's meta-test inner loop (its agent and hyper-parameters, or ``--adapt-agent`` /
-``--adapt-target-kl`` where the run set them), on the task of ``env``, with the family's fast batched
-copies of the env.
+Adaptation runs the run's meta-test inner loop (``config.adapt``: its agent and hyper-parameters, set by
+``--adapt-agent`` / ``--adapt-target-kl`` where the run gave them), on the task of ``env``, with the family's
+fast batched copies of the env; steps and episodes default to the run's own evaluation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -27,8 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agents import RunningNorm
-from .agents.policy import Params, mlp
+from .agents import Agent, RunningNorm, make_agent
+from .agents.inner_loop import FIELDS as INNER_FIELDS
+from .agents.inner_loop import check_used
+from .agents.networks import Params, mlp
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .envs import Task, TaskFamily, get_family
@@ -55,6 +58,11 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _local_agent(family: type[TaskFamily], config: TrainConfig) -> Agent:
+    """An in-process agent of the run's parameter layout (sizes, SB3 models), stepping on one thread."""
+    return make_agent(family, config.inner, config.hidden, config.log_std_init, threads=1)
+
+
 class _GaussianPolicy:
     """What acting needs: parameters, the frozen observation normaliser, and the family."""
 
@@ -73,7 +81,7 @@ class _GaussianPolicy:
             deterministic: the Gaussian's mean (default) instead of a sample.
             rng: generator of the sample when not deterministic.
         """
-        if self.config.agent.startswith("sb3-"):
+        if self.config.inner.is_sb3:
             return self._sb3_act(obs, deterministic)
         x = torch.as_tensor(np.asarray(obs, dtype=np.float64)).float()
         single = x.dim() == 1
@@ -88,10 +96,8 @@ class _GaussianPolicy:
     def _sb3_act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         # θ of an sb3-* run is an SB3 policy's state: act through SB3 itself (no metarl normaliser)
         if getattr(self, "_sb3_model", None) is None:
-            from .sb3 import make_sb3_agent
-
-            agent = make_sb3_agent(self.config, threads=1)
-            self._sb3_model = agent.build(self.theta)
+            agent = _local_agent(self.family, self.config)
+            self._sb3_model = agent.build(self.theta)  # type: ignore[attr-defined]
         action, _ = self._sb3_model.predict(np.asarray(obs), deterministic=deterministic)
         return np.asarray(action, dtype=np.float64)
 
@@ -170,9 +176,7 @@ class MetaPolicy(_GaussianPolicy):
             theta = {k: v.float() for k, v in state["theta"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{file}: incomplete metarl checkpoint ({type(e).__name__}: {e})") from None
-        from .trainer import make_agent
-
-        agent = make_agent(config, threads=1)
+        agent = _local_agent(fam, config)
         try:
             expected = agent.init_params(0)
         finally:
@@ -182,47 +186,31 @@ class MetaPolicy(_GaussianPolicy):
         info = {k: state[k] for k in ("iteration", "env_steps", "provenance", "adapted") if k in state}
         return cls(fam, config, theta, norm, source=str(file), info=info)
 
-    def with_agent(self, agent: str) -> MetaPolicy:
-        """The same θ, adapted by another inner-loop agent whose parameters have the same layout.
-
-        Native agents (``ppo``, ``vpg``, ``trpo``) share one layout, stable-baselines3 agents (``sb3-*``) another.
-
-        Raises:
-            ValueError: one line naming both agents when the layouts differ.
-        """
-        return self.with_inner_loop(agent=agent)
-
     def with_inner_loop(self, **changes: Any) -> MetaPolicy:
-        """The same θ, adapted with other inner-loop settings, e.g. to measure meta-test-time step sizes.
+        """The same θ, adapted with another meta-test inner loop, e.g. to measure meta-test-time step sizes.
 
         Args:
-            changes: ``agent`` and ``target_kl`` set the meta-test inner loop (``adapt_agent``,
-                ``adapt_target_kl`` of the config; the training fields keep saying how θ was trained);
-                other ``TrainConfig`` fields (``inner_lr``, ...) are replaced as given.
+            changes: fields of :class:`~metarl.agents.inner_loop.InnerLoop` (``agent``, ``target_kl``,
+                ``inner_lr``, ...) replaced in the meta-test inner loop (``config.adapt``); the training loop
+                keeps saying how θ was trained.
 
         Raises:
-            ValueError: one line naming the problem (an agent whose parameter layout differs, a bad value).
+            ValueError: one line naming the problem (an agent whose parameter layout differs, a bad value, a
+                setting the chosen algorithm does not read).
         """
-        import dataclasses
-
-        agent = changes.pop("agent", None)
-        target_kl = changes.pop("target_kl", None)
-        if agent is not None:
-            if agent.startswith("sb3-") != self.config.agent.startswith("sb3-"):
-                kind = (
-                    "stable-baselines3 (sb3-*)" if self.config.agent.startswith("sb3-") else "native (ppo, vpg, trpo)"
-                )
-                raise ValueError(
-                    f"--agent {agent}: this meta-policy was trained with --agent {self.config.agent}; "
-                    f"its parameters fit {kind} agents only"
-                )
-            changes["adapt_agent"] = agent
-        if target_kl is not None:
-            if target_kl <= 0:
-                raise ValueError(f"--target-kl must be positive, got {target_kl}")
-            changes["adapt_target_kl"] = target_kl
-        config = dataclasses.replace(self.config, **changes)
-        config.validate()
+        unknown = sorted(set(changes) - set(INNER_FIELDS))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not an inner-loop setting; settings are {', '.join(INNER_FIELDS)}")
+        adapt = dataclasses.replace(self.config.adapt, **changes)
+        if adapt.is_sb3 != self.config.inner.is_sb3:
+            kind = "stable-baselines3 (sb3-*)" if self.config.inner.is_sb3 else "native (ppo, vpg, trpo)"
+            raise ValueError(
+                f"--agent {adapt.agent}: this meta-policy was trained with --agent {self.config.inner.agent}; "
+                f"its parameters fit {kind} agents only"
+            )
+        adapt.validate()
+        check_used({k: v for k, v in changes.items() if k != "agent"}, (adapt,))
+        config = dataclasses.replace(self.config, adapt=adapt)
         return MetaPolicy(self.family, config, self.theta, self.norm, source=self.source, info=self.info)
 
     @classmethod
@@ -244,40 +232,50 @@ class MetaPolicy(_GaussianPolicy):
     def adapt(
         self,
         env_or_task: Any,
-        steps: int = 3,
-        episodes_per_step: int = 20,
+        steps: int | None = None,
+        episodes_per_step: int | None = None,
         seed: int = 0,
     ) -> AdaptedPolicy:
         """Adapt a copy of θ to one task with ``steps`` inner updates of ``episodes_per_step`` episodes.
 
         Args:
             env_or_task: an env of this family (its current task is used), a task, or a task dict.
-            steps: adaptation steps.
-            episodes_per_step: episodes sampled per step.
+            steps: adaptation steps (default: the run's ``eval_steps``, the steps it was evaluated with).
+            episodes_per_step: episodes sampled per step (default: the run's ``episodes_per_step``).
             seed: seed of the adaptation's sampling.
         """
         task = self._task_of(env_or_task)
         return self.adapt_many([task], steps, episodes_per_step, seeds=[seed])[0]
 
     def adapt_many(
-        self, tasks: Sequence[Task], steps: int, episodes_per_step: int, seeds: Sequence[Any]
+        self,
+        tasks: Sequence[Task],
+        steps: int | None = None,
+        episodes_per_step: int | None = None,
+        seeds: Sequence[Any] | None = None,
     ) -> list[AdaptedPolicy]:
-        """Adapt to several tasks at once (batched); one adapted policy per task."""
-        import dataclasses
+        """Adapt to several tasks at once (batched) with the meta-test inner loop; one adapted policy per task.
 
-        from .trainer import make_adapter
+        Args:
+            tasks: the tasks.
+            steps: adaptation steps (default: the run's ``eval_steps``).
+            episodes_per_step: episodes per step (default: the run's ``episodes_per_step``).
+            seeds: one seed per task (default: ``0, 1, ...``).
+        """
+        from .trainer import build_agent
 
+        steps = self.config.eval_steps if steps is None else steps
+        episodes_per_step = self.config.episodes_per_step if episodes_per_step is None else episodes_per_step
+        seeds = list(range(len(tasks))) if seeds is None else list(seeds)
         if steps < 0 or episodes_per_step <= 0:
             raise ValueError("steps must be >= 0 and episodes_per_step > 0")
         # one task: in this process (no worker start-up); many: worker processes, as in training
-        config = self.config.for_adaptation()
-        config = dataclasses.replace(config, workers=1) if len(tasks) == 1 else config
-        local, agent = make_adapter(config)
+        config = dataclasses.replace(self.config, workers=1) if len(tasks) == 1 else self.config
+        agent = build_agent(config)
         try:
-            res = agent.adapt(self.theta, list(tasks), steps, episodes_per_step, self.norm, list(seeds))
+            res = agent.adapt(self.theta, list(tasks), config.adapt, steps, episodes_per_step, self.norm, seeds)
         finally:
             agent.close()
-            local.close()
         per_task_steps = res.env_steps // max(len(tasks), 1)
         return [
             AdaptedPolicy(

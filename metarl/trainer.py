@@ -9,71 +9,35 @@ This module writes no files: the CLI does.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import reptile
-from .agents import PGAgent, PGConfig, RunningNorm
-from .agents.parallel import ParallelAgent, default_workers
-from .agents.policy import Params
+from .agents import Agent, RunningNorm
+from .agents.agent import make_adapter
+from .agents.networks import Params
+from .agents.pool import default_workers
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .envs import Task
-
-if TYPE_CHECKING:
-    from .agents.ray_agent import RayAgent
 
 
 class DivergenceError(RuntimeError):
     """A non-finite loss, return or parameter; the message names the iteration and the quantity."""
 
 
-def make_agent(cfg: TrainConfig, threads: int | None = None) -> PGAgent:
-    """The in-process inner-loop agent a config describes."""
-    if cfg.agent.startswith("sb3-"):  # stable-baselines3's PPO/A2C or sb3-contrib's TRPO
-        from .sb3 import make_sb3_agent
+def build_agent(cfg: TrainConfig) -> Agent:
+    """The agent that adapts for ``cfg``: in this process, or one pool of worker processes or Ray actors.
 
-        return make_sb3_agent(cfg, threads)  # type: ignore[return-value]
-    pg = PGConfig(
-        algo=cfg.agent,  # type: ignore[arg-type]
-        value_lr=cfg.value_lr,
-        value_epochs=cfg.value_epochs,
-        max_kl=cfg.target_kl,
-        **cfg.inner_loop_kwargs(),
-    )
-    return PGAgent(cfg.family, pg, threads=threads)
-
-
-def _agent_from_dict(cfg: dict[str, Any], threads: int) -> PGAgent:  # picklable factory for workers
-    return make_agent(TrainConfig.from_dict(cfg), threads)
-
-
-def make_adapter(cfg: TrainConfig) -> tuple[PGAgent, PGAgent | ParallelAgent | RayAgent]:
-    """The local agent (sizes, initialisation) and the one that adapts (itself, worker processes or Ray actors).
-
+    One agent serves both inner loops (meta-training and meta-test): the inner loop travels with each call.
     ``workers`` (0: one per core) and ``backend`` only change speed: results are identical for any choice.
     """
-    if cfg.backend == "ray":  # Ray actors, even for one worker (0: one per CPU of the Ray cluster)
-        from .agents.ray_agent import RayAgent
-
-        local = make_agent(cfg, 1)
-        factory = functools.partial(_agent_from_dict, cfg.to_dict(), cfg.threads or 1)
-        return local, RayAgent(factory, cfg.workers, local.obs_dim, local.act_dim, address=cfg.ray_address)
-    workers = cfg.workers or default_workers()
-    if workers <= 1:
-        local = make_agent(cfg, cfg.threads or None)
-        return local, local
-    local = make_agent(cfg, 1)
-    threads = cfg.threads or 1
-    remote = ParallelAgent(
-        functools.partial(_agent_from_dict, cfg.to_dict(), threads), workers, local.obs_dim, local.act_dim
-    )
-    return local, remote
+    workers = cfg.workers if cfg.backend == "ray" else cfg.workers or default_workers()
+    return make_adapter(cfg.agent_spec(), workers, cfg.backend, cfg.ray_address)
 
 
 @dataclasses.dataclass
@@ -106,30 +70,14 @@ class MetaTrainer:
         config.validate()
         self.config = config
         self.family = config.family
-        self.local_agent, self.agent = make_adapter(config)
-        self._eval_agents: tuple[Any, Any] | None = None  # the meta-test inner loop's, when it differs
-        self.theta: Params = self.local_agent.init_params(config.seed)
-        self.norm = RunningNorm(self.local_agent.obs_dim)
+        self.agent = build_agent(config)
+        self.theta: Params = self.agent.init_params(config.seed)
+        self.norm = RunningNorm(self.agent.obs_dim)
         self.iteration = 0
         self.env_steps = 0
 
     def close(self) -> None:
         self.agent.close()
-        self.local_agent.close()
-        if self._eval_agents is not None:
-            for a in self._eval_agents:
-                a.close()
-            self._eval_agents = None
-
-    def _eval_agent(self) -> Any:
-        """The agent that adapts at meta-test time: the training one, unless ``--adapt-agent``/``--adapt-target-kl``
-        ask for another inner loop (built once, on first use)."""
-        cfg = self.config.for_adaptation()
-        if cfg == dataclasses.replace(self.config, adapt_agent="", adapt_target_kl=0.0):
-            return self.agent
-        if self._eval_agents is None:
-            self._eval_agents = make_adapter(cfg)
-        return self._eval_agents[1]
 
     def step_size(self) -> float:
         c = self.config
@@ -141,7 +89,7 @@ class MetaTrainer:
         t0 = time.perf_counter()
         tasks = self.family.sample_tasks(c.meta_batch, np.random.default_rng([c.seed, i, 0]))
         seeds = [(c.seed, i, 1, t) for t in range(len(tasks))]
-        res = self.agent.adapt(self.theta, tasks, c.inner_steps, c.episodes_per_step, self.norm, seeds)
+        res = self.agent.adapt(self.theta, tasks, c.inner, c.inner_steps, c.episodes_per_step, self.norm, seeds)
         eps = self.step_size()
         theta, stats = reptile.reptile_step(self.theta, res.params, eps)
         metrics = {
@@ -157,7 +105,7 @@ class MetaTrainer:
         if res.success is not None:  # families that define success (Meta-World)
             metrics["adapt/success_pre"] = float(res.success[0].mean())
             metrics["adapt/success_post"] = float(res.success[-1].mean())
-        norm = RunningNorm(self.local_agent.obs_dim)
+        norm = RunningNorm(self.agent.obs_dim)
         norm.load_state_dict(self.norm.state_dict())
         norm.update(res.obs_sum.sum(0), res.obs_sq_sum.sum(0), res.obs_count)
         self._check_finite(metrics, theta, norm)
@@ -207,9 +155,10 @@ class MetaTrainer:
         c = self.config
         tasks = tasks if tasks is not None else self.family.meta_test_tasks()[: c.eval_tasks]
         t0 = time.perf_counter()
-        res = self._eval_agent().adapt(
+        res = self.agent.adapt(
             self.theta,
             tasks,
+            c.adapt,
             c.eval_steps if steps is None else steps,
             c.episodes_per_step if episodes is None else episodes,
             self.norm,
@@ -246,7 +195,7 @@ class MetaTrainer:
             or any(not isinstance(theta[k], torch.Tensor) or theta[k].shape != self.theta[k].shape for k in self.theta)
         ):
             raise CheckpointError(f"{source}: parameter shapes do not match this configuration (network sizes differ)")
-        norm, dim = state.get("normalizer"), self.local_agent.obs_dim
+        norm, dim = state.get("normalizer"), self.agent.obs_dim
         shapes = {"mean": (dim,), "var": (dim,), "count": ()}
         if not isinstance(norm, dict) or any(
             not isinstance(norm.get(k), torch.Tensor) or tuple(norm[k].shape) != s for k, s in shapes.items()

@@ -23,8 +23,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--command", default=None, help="the training command (default: from config.json)")
-    p.add_argument("--adapt-agent", default=None, help="set the meta-test inner loop (config adapt_agent), e.g. trpo")
-    p.add_argument("--adapt-target-kl", type=float, default=None, help="set config adapt_target_kl, e.g. 1.0")
+    p.add_argument("--adapt-agent", default=None, help="set the meta-test inner loop's agent (config adapt), e.g. trpo")
+    p.add_argument("--adapt-target-kl", type=float, default=None, help="set the meta-test inner loop's target_kl")
     args = p.parse_args()
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -57,12 +57,13 @@ def main() -> int:
     }
     out = ROOT / "metarl" / "pretrained" / f"{state['family']}.pt"
     keep = {k: state[k] for k in ("family", "iteration", "env_steps", "config", "theta", "normalizer")}
-    adaptation = {"adapt_agent": args.adapt_agent, "adapt_target_kl": args.adapt_target_kl}
+    adaptation = {"agent": args.adapt_agent, "target_kl": args.adapt_target_kl}
     adaptation = {k: v for k, v in adaptation.items() if v is not None}
-    if adaptation:  # the meta-test inner loop, chosen after training (README, "Adaptability")
-        keep["config"] = {**keep["config"], **adaptation}
+    if adaptation:  # the meta-test inner loop, chosen after training (docs/results.md, "Adaptability")
+        trained_with = keep["config"]["adapt"]["agent"]
+        keep["config"] = {**keep["config"], "adapt": {**keep["config"]["adapt"], **adaptation}}
         provenance["meta_test_inner_loop_set_when_shipped"] = adaptation
-        provenance["final_eval_inner_loop"] = f"{keep['config']['agent']} (the training run's periodic evaluation)"
+        provenance["final_eval_inner_loop"] = f"{trained_with} (the training run's periodic evaluation)"
     save_checkpoint(out, {**keep, "provenance": provenance})
     print(f"wrote {out} ({out.stat().st_size // 1024} KiB)\n{json.dumps(provenance, indent=1)}")
     return 0

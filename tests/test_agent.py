@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.agents import PGAgent, PGConfig, RunningNorm
-from metarl.agents.policy import init_params, mlp, stack, unstack
+from metarl.agents import InnerLoop, NativeAgent, RunningNorm
+from metarl.agents.networks import init_params, mlp, stack, unstack
 from metarl.envs import HalfCheetahVelEnv, Navigation2DEnv
 
 
 def test_stacked_mlp_equals_each_task_evaluated_alone():
-    p = init_params(5, 2, (8, 8), seed=0)
+    p = init_params(5, 2, (8, 8), -0.5, seed=0)
     s = stack(p, 3)
     with torch.no_grad():
         s["pi.0.w"][1] += 0.5  # make task 1 differ
@@ -30,15 +30,16 @@ def test_running_norm_matches_numpy_moments():
 
 @pytest.mark.parametrize("family", [Navigation2DEnv, HalfCheetahVelEnv])
 def test_adaptation_does_not_depend_on_how_tasks_are_batched(family):
-    agent = PGAgent(family, PGConfig(epochs=2, minibatches=2), threads=1)
+    agent = NativeAgent(family, (64, 64), -0.5, threads=1)
+    inner = InnerLoop(ppo_epochs=2, minibatches=2)
     theta = agent.init_params(0)
     norm = RunningNorm(agent.obs_dim)
     tasks = family.sample_tasks(4, np.random.default_rng(0))
     seeds = [(5, t) for t in range(4)]
-    together = agent.adapt(theta, tasks, 2, 2, norm, seeds)
-    first = agent.adapt(theta, tasks[:2], 2, 2, norm, seeds[:2])
-    second = agent.adapt(theta, tasks[2:], 2, 2, norm, seeds[2:])
-    alone = agent.adapt(theta, tasks[3:], 2, 2, norm, seeds[3:])  # a batch of one takes other kernels
+    together = agent.adapt(theta, tasks, inner, 2, 2, norm, seeds)
+    first = agent.adapt(theta, tasks[:2], inner, 2, 2, norm, seeds[:2])
+    second = agent.adapt(theta, tasks[2:], inner, 2, 2, norm, seeds[2:])
+    alone = agent.adapt(theta, tasks[3:], inner, 2, 2, norm, seeds[3:])  # a batch of one takes other kernels
     for a, b in zip(together.params, first.params + second.params):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(torch.equal(together.params[3][k], alone.params[0][k]) for k in theta)
@@ -47,10 +48,11 @@ def test_adaptation_does_not_depend_on_how_tasks_are_batched(family):
 
 
 def test_adapt_leaves_theta_unchanged_and_moves_the_copies():
-    agent = PGAgent(Navigation2DEnv, PGConfig())
+    agent = NativeAgent(Navigation2DEnv, (64, 64), -0.5)
     theta = agent.init_params(0)
     before = {k: v.clone() for k, v in theta.items()}
-    res = agent.adapt(theta, Navigation2DEnv.sample_tasks(2, np.random.default_rng(0)), 1, 5, RunningNorm(2), [0, 1])
+    tasks = Navigation2DEnv.sample_tasks(2, np.random.default_rng(0))
+    res = agent.adapt(theta, tasks, InnerLoop(), 1, 5, RunningNorm(2), [0, 1])
     assert all(torch.equal(theta[k], before[k]) for k in theta)
     assert any(not torch.equal(res.params[0][k], theta[k]) for k in theta)
     assert res.returns.shape == (2, 2)
@@ -59,10 +61,11 @@ def test_adapt_leaves_theta_unchanged_and_moves_the_copies():
 @pytest.mark.parametrize("algo, lr", [("ppo", 1e-2), ("vpg", 0.05), ("trpo", 1e-2)])
 def test_inner_loop_learns_navigation(algo, lr):
     """Navigation2D from scratch: a few updates of 20 episodes reliably raise the return."""
-    agent = PGAgent(Navigation2DEnv, PGConfig(algo=algo, lr=lr, max_kl=0.05))
+    agent = NativeAgent(Navigation2DEnv, (64, 64), -0.5)
     theta = agent.init_params(0)
     tasks = Navigation2DEnv.sample_tasks(8, np.random.default_rng(3))
-    res = agent.adapt(theta, tasks, 4, 20, RunningNorm(2), [(9, t) for t in range(8)])
+    inner = InnerLoop(agent=algo, inner_lr=lr, target_kl=0.05)
+    res = agent.adapt(theta, tasks, inner, 4, 20, RunningNorm(2), [(9, t) for t in range(8)])
     curve = res.returns.mean(1)
     assert curve[-1] > curve[0] + 10, curve.tolist()
 
@@ -73,11 +76,11 @@ def test_trpo_step_stays_in_its_trust_region_per_task(max_kl):
     region moves the policy further."""
     from metarl.agents.sampler import collect
 
-    agent = PGAgent(HalfCheetahVelEnv, PGConfig(algo="trpo", max_kl=max_kl, hidden=(16,)), threads=1)
+    agent = NativeAgent(HalfCheetahVelEnv, (16,), -0.5, threads=1)
     theta = agent.init_params(0)
     norm = RunningNorm(agent.obs_dim)
     tasks = HalfCheetahVelEnv.sample_tasks(3, np.random.default_rng(1))
-    res = agent.adapt(theta, tasks, 1, 2, norm, [(4, t) for t in range(3)])
+    res = agent.adapt(theta, tasks, InnerLoop(agent="trpo", target_kl=max_kl), 1, 2, norm, [(4, t) for t in range(3)])
     assert 0 < res.stats["adapt/trpo_step_fraction"] <= 1
     # the KL on fresh states from the old policy, which the step was bounded on in expectation
     env = agent._env(3 * 2)

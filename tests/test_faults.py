@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import alive, children, nav_vpg, process_pool, same_theta, theta
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from metarl.agents.parallel import ParallelAgent, WorkerError
+from metarl.agents.pool import WorkerError
 from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from metarl.envs import FAMILIES, HalfCheetahVelEnv, SimulationError, VelocityTask
 from metarl.train import main
@@ -71,39 +72,11 @@ def wait_for_iteration(run, n, proc, timeout=60):
         time.sleep(0.02)
 
 
-def children(pid):
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def all_gone(pids, timeout=10):
     t0 = time.monotonic()
     while any(alive(p) for p in pids) and time.monotonic() - t0 < timeout:
         time.sleep(0.05)
     return not any(alive(p) for p in pids)
-
-
-def theta(run):
-    return torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["theta"]
-
-
-def same_theta(a, b):
-    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def files(run):
@@ -259,11 +232,12 @@ def test_a_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
 
 @pytest.mark.slow  # the SIGINT-to-the-group test above covers it in the default suite
 def test_workers_ignore_sigint_and_finish_their_tasks():
-    agent = ParallelAgent(_nav_agent, 2, 2, 2)
+    spec, inner = nav_vpg()
+    agent = process_pool(spec, 2)
     try:
-        from metarl.agents.policy import RunningNorm
+        from metarl.agents import RunningNorm
 
-        local = _nav_agent()
+        local = spec()
         theta0 = local.init_params(0)
         tasks = Navigation2D_tasks(4)
         time.sleep(1.0)  # let the workers finish starting
@@ -277,20 +251,13 @@ def test_workers_ignore_sigint_and_finish_their_tasks():
 
         t = threading.Thread(target=interrupt)
         t.start()
-        res = agent.adapt(theta0, tasks, 3, 100, RunningNorm(2), [(0, i) for i in range(4)])
+        res = agent.adapt(theta0, tasks, inner, 3, 100, RunningNorm(2), [(0, i) for i in range(4)])
         t.join()
         assert agent.restarts == 0 and all(alive(p) for p in agent.pids())
-        ref = local.adapt(theta0, tasks, 3, 100, RunningNorm(2), [(0, i) for i in range(4)])
+        ref = local.adapt(theta0, tasks, inner, 3, 100, RunningNorm(2), [(0, i) for i in range(4)])
         assert all(torch.equal(a[k], b[k]) for a, b in zip(res.params, ref.params) for k in a)
     finally:
         agent.close()
-
-
-def _nav_agent(threads=1):
-    from metarl.agents import PGAgent, PGConfig
-    from metarl.envs import Navigation2DEnv
-
-    return PGAgent(Navigation2DEnv, PGConfig(algo="vpg", lr=0.1, hidden=(16,)), threads=1)
 
 
 def Navigation2D_tasks(n):  # noqa: N802
@@ -378,7 +345,7 @@ def _nan_parameters(path, marker, run):
         (_truncated, "truncated or corrupted checkpoint"),
         (_empty, "truncated or corrupted checkpoint"),
         (_flipped_tensor_bytes, "checksum mismatch"),
-        (_newer_format, "checkpoint format 99 is newer than this metarl reads (1); upgrade metarl"),
+        (_newer_format, "checkpoint format 99 is newer than this metarl reads (2); upgrade metarl"),
         (_other_family, "checkpoint of family HalfCheetahVel, not Navigation2D"),
         (_other_shape, "parameter shapes do not match"),
         (_nan_parameters, "holds NaN or inf"),
@@ -522,9 +489,9 @@ class UnstableCheetahEnv(HalfCheetahVelEnv):
 
 
 def _unstable_agent():
-    from metarl.agents import PGAgent, PGConfig
+    from metarl.agents import NativeAgent
 
-    return PGAgent(UnstableCheetahEnv, PGConfig(algo="vpg", hidden=(8,)), threads=1)
+    return NativeAgent(UnstableCheetahEnv, (8,), -0.5, threads=1)
 
 
 def test_unstable_physics_raises_naming_the_task_and_step_and_the_copies_stay_usable(tmp_path, monkeypatch):
@@ -544,16 +511,16 @@ def test_unstable_physics_raises_naming_the_task_and_step_and_the_copies_stay_us
 
 def test_an_env_fault_in_a_worker_names_the_task_does_not_hang_and_leaves_no_process(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    agent = ParallelAgent(_unstable_agent, 2, 17, 6)
+    from metarl.agents import InnerLoop, RunningNorm
+
+    agent = process_pool(_unstable_agent, 2)
     pids = agent.pids()
     try:
-        from metarl.agents.policy import RunningNorm
-
         theta0 = _unstable_agent().init_params(0)
         tasks = [VelocityTask(0.25), VelocityTask(0.75)]
         t0 = time.monotonic()
         with pytest.raises(WorkerError, match=r"VelocityTask\(velocity=0.25\).*unstable.*env step 1") as info:
-            agent.adapt(theta0, tasks, 1, 2, RunningNorm(17), [(0, 0), (0, 1)])
+            agent.adapt(theta0, tasks, InnerLoop(agent="vpg"), 1, 2, RunningNorm(17), [(0, 0), (0, 1)])
         # the worker's own traceback travels with the error (the CLI writes it to the run folder)
         assert "Traceback" in info.value.worker_traceback and "SimulationError" in info.value.worker_traceback
         assert time.monotonic() - t0 < 60

@@ -38,7 +38,7 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import metarl, metarl.envs, metarl.agents, metarl.train, metarl.trainer, metarl.reptile;"
-        "import metarl.agents.parallel, metarl.checkpoint;"
+        "import metarl.agents.pool, metarl.agents.native, metarl.runner, metarl.checkpoint;"
         "assert all(m.__file__.startswith(sys.argv[1]) for m in (metarl, metarl.envs, metarl.agents));"
         "import gymnasium as gym; gym.make('metarl/Navigation2D-v0');"
         "from metarl.policy import pretrained_path; assert pretrained_path('HalfCheetahVel').is_file();"

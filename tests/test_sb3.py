@@ -11,13 +11,13 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from metarl.agents import RunningNorm
-from metarl.agents.sb3 import SB3Agent, SB3Config, algorithm_class, get_params, sb3_seed
+from metarl.agents import InnerLoop, RunningNorm, make_agent
+from metarl.agents.sb3 import algorithm_class, get_params, sb3_seed
 from metarl.agents.vec_env import BatchVecEnv
 from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig
 from metarl.envs import GoalTask, HalfCheetahVelEnv, Navigation2DEnv, env_id
-from metarl.sb3 import export_sb3_zip, make_sb3_agent
+from metarl.export import export_sb3_zip
 from metarl.train import main
 
 ALGOS = ["ppo", "a2c", "trpo"]
@@ -48,7 +48,14 @@ TINY = [
 
 
 def tiny_agent(algo, family=Navigation2DEnv, **kw):
-    return SB3Agent(family, SB3Config(algo=algo, lr=1e-2, hidden=(16,), **kw), threads=1)
+    """An SB3 agent with a 16-unit network and its inner loop (learning rate 1e-2, ``kw`` overrides)."""
+    inner = InnerLoop(agent=f"sb3-{algo}", inner_lr=1e-2, **kw)
+    return make_agent(family, inner, (16,), -0.5, threads=1), inner
+
+
+def run_agent(cfg):
+    """The in-process agent of a run's configuration."""
+    return make_agent(cfg.family, cfg.inner, cfg.hidden, cfg.log_std_init, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +74,8 @@ def test_meta_training_moves_the_sb3_policy_and_logs_sb3_scalars(runs, algo):
     run = runs[algo]
     state = load_checkpoint(run / "checkpoints" / "latest.pt", family="Navigation2D")
     cfg = TrainConfig.from_dict(state["config"])
-    assert cfg.agent == f"sb3-{algo}"
-    theta0 = make_sb3_agent(cfg, threads=1).init_params(cfg.seed)
+    assert cfg.inner.agent == f"sb3-{algo}"
+    theta0 = run_agent(cfg).init_params(cfg.seed)
     theta = state["theta"]
     assert set(theta) == set(theta0) and "action_net.weight" in theta  # the SB3 policy's own layout
     moved = torch.sqrt(sum(((theta[k] - theta0[k]) ** 2).sum() for k in theta))
@@ -89,13 +96,13 @@ def test_meta_training_moves_the_sb3_policy_and_logs_sb3_scalars(runs, algo):
 
 def test_budget_is_exact_and_returns_follow_the_maml_protocol():
     """returns[k] is sampled after k updates: the first k+1 rollouts do not depend on later ones."""
-    agent = tiny_agent("ppo", epochs=2, minibatches=2)
+    agent, inner = tiny_agent("ppo", ppo_epochs=2, minibatches=2)
     theta = agent.init_params(0)
     tasks = Navigation2DEnv.sample_tasks(2, np.random.default_rng(1))
     seeds = [(7, t) for t in range(2)]
-    r0 = agent.adapt(theta, tasks, 0, 2, RunningNorm(2), seeds)
-    r1 = agent.adapt(theta, tasks, 1, 2, RunningNorm(2), seeds)
-    r2 = agent.adapt(theta, tasks, 2, 2, RunningNorm(2), seeds)
+    r0 = agent.adapt(theta, tasks, inner, 0, 2, RunningNorm(2), seeds)
+    r1 = agent.adapt(theta, tasks, inner, 1, 2, RunningNorm(2), seeds)
+    r2 = agent.adapt(theta, tasks, inner, 2, 2, RunningNorm(2), seeds)
     assert [r.env_steps for r in (r0, r1, r2)] == [2 * (k + 1) * 2 * 100 for k in range(3)]
     assert r2.returns.shape == (3, 2)
     assert torch.equal(r0.returns, r2.returns[:1]) and torch.equal(r1.returns, r2.returns[:2])
@@ -109,13 +116,13 @@ def test_budget_is_exact_and_returns_follow_the_maml_protocol():
 def test_each_task_starts_from_theta_with_a_fresh_optimiser_and_env(algo, family):
     """Same task and seed give the same adaptation whatever was adapted before (no carried state:
     optimiser moments, episode in progress, initial-state generators)."""
-    agent = tiny_agent(algo, family)
+    agent, inner = tiny_agent(algo, family)
     theta = agent.init_params(0)
     tasks = family.sample_tasks(3, np.random.default_rng(2))
     seeds = [(3, t) for t in range(3)]
     norm = RunningNorm(agent.obs_dim)
-    together = agent.adapt(theta, tasks, 2, 2, norm, seeds)
-    alone = tiny_agent(algo, family).adapt(theta, tasks[2:], 2, 2, norm, seeds[2:])
+    together = agent.adapt(theta, tasks, inner, 2, 2, norm, seeds)
+    alone = tiny_agent(algo, family)[0].adapt(theta, tasks[2:], inner, 2, 2, norm, seeds[2:])
     assert all(torch.equal(together.params[2][k], alone.params[0][k]) for k in theta)
     assert torch.equal(together.returns[:, 2], alone.returns[:, 0])
     assert not torch.equal(together.params[0]["action_net.weight"], together.params[1]["action_net.weight"])
@@ -208,7 +215,7 @@ def test_plain_sb3_adaptation_of_the_export_equals_metarl_adaptation(runs, tmp_p
     theta, cfg = state["theta"], TrainConfig.from_dict(state["config"])
     path = export_sb3_zip(theta, cfg, tmp_path / "meta.zip")
     task, seed, steps = Navigation2DEnv.meta_test_tasks()[0], (11, 0), 2
-    ours = make_sb3_agent(cfg, threads=1).adapt(theta, [task], steps, EPISODES, RunningNorm(2), [seed])
+    ours = run_agent(cfg).adapt(theta, [task], cfg.inner, steps, EPISODES, RunningNorm(2), [seed])
     env = make_vec_env(env_id("Navigation2D"), n_envs=EPISODES, env_kwargs={"task": task})
     model = algorithm_class(algo).load(path, env=env, device="cpu")
     model.set_random_seed(sb3_seed(seed))

@@ -3,7 +3,6 @@ parameters of an undisturbed one; the Ray backend on a real two-node Ray cluster
 serial parameters. Ray stays on loopback (node IPs 127.0.0.2/127.0.0.3, see docs/ray.md), its usage
 statistics off, its temp folder inside the test's, and every Ray process is stopped at the end."""
 
-import functools
 import logging
 import os
 import shutil
@@ -19,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import alive, children, nav_vpg, proc_stat, process_pool, same_theta, scalar, theta
 
 from metarl.checkpoint import CheckpointError, load_checkpoint
-from metarl.config import TrainConfig
 from metarl.train import main
 
 TINY = [
@@ -44,41 +42,6 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def theta(run):
-    return torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["theta"]
-
-
-def same_theta(a, b):
-    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def scalar(run, tag):
-    acc = EventAccumulator(str(run))
-    acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
-
-
-def proc_stat(pid):
-    """(state, parent pid, CPU seconds) of a process, or None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return fields[0], int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] != "Z"
-
-
-def children(pid):
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        st = proc_stat(stat.parent.name)
-        if st is not None and st[1] == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def kill_when_busy(pid, cpu_seconds=0.05, timeout=60):
@@ -125,21 +88,21 @@ def test_a_worker_process_killed_mid_iteration_is_replaced_and_the_run_ends_with
 
 def test_a_worker_process_that_died_between_calls_is_restarted_at_the_next_call():
     from metarl.agents import RunningNorm
-    from metarl.agents.parallel import ParallelAgent
 
-    local = _nav_agent()
+    spec, inner = nav_vpg()
+    local = spec()
     theta0 = local.init_params(0)
     tasks = local.family.sample_tasks(4, np.random.default_rng(0))
     seeds = [(0, i) for i in range(4)]
-    agent = ParallelAgent(_nav_agent, 2, local.obs_dim, local.act_dim)
+    agent = process_pool(spec, 2)
     try:
         dead = agent.pids()[1]
         os.kill(dead, signal.SIGKILL)
         while alive(dead):
             time.sleep(0.01)
-        res = agent.adapt(theta0, tasks, 1, 5, RunningNorm(local.obs_dim), seeds)  # the send to it fails
+        res = agent.adapt(theta0, tasks, inner, 1, 5, RunningNorm(local.obs_dim), seeds)  # the send to it fails
         assert agent.restarts == 1 and agent.pids()[1] != dead
-        ref = local.adapt(theta0, tasks, 1, 5, RunningNorm(local.obs_dim), seeds)
+        ref = local.adapt(theta0, tasks, inner, 1, 5, RunningNorm(local.obs_dim), seeds)
         assert all(torch.equal(a[k], b[k]) for a, b in zip(res.params, ref.params) for k in a)
     finally:
         agent.close()
@@ -159,17 +122,17 @@ def test_backend_ray_without_ray_installed_is_a_one_line_error_naming_the_extra(
     assert main([*TINY, "--meta-iters", "1", "--backend", "ray", "--run-dir", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == 'metarl.train: error: --backend ray needs Ray: pip install "metarl[ray]"' and not run.exists()
-    from metarl.agents.ray_agent import RayAgent, RayMissingError
+    from metarl.agents.ray_transport import RayMissingError, RayTransport
 
     with pytest.raises(RayMissingError, match=r'^the Ray backend needs Ray: pip install "metarl\[ray\]"$'):
-        RayAgent(_nav_agent, 1, 2, 2)
+        RayTransport(nav_vpg()[0], 1)
 
 
 def test_the_core_never_imports_ray(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         from metarl.train import main
-        import metarl.agents.parallel, metarl.adapt, metarl.evaluate
+        import metarl.agents.pool, metarl.adapt, metarl.evaluate
         assert main({[*TINY, "--meta-iters", "1", "--workers", "1", "--run-dir", str(tmp_path / "run")]!r}) == 0
         assert "ray" not in sys.modules, "ray was imported"
     """)
@@ -287,31 +250,30 @@ def test_a_ray_actor_killed_mid_call_is_replaced_and_its_tasks_re_run(ray_cluste
     import ray
 
     from metarl.agents import RunningNorm
-    from metarl.agents.ray_agent import RayAgent
-    from metarl.trainer import _agent_from_dict, make_agent
+    from metarl.agents.pool import WorkerPool
+    from metarl.agents.ray_transport import RayTransport
 
-    cfg = TrainConfig(env="Navigation2D", agent="vpg", hidden=(16,), inner_lr=0.1)
-    local = make_agent(cfg, 1)
+    spec, inner = nav_vpg()
+    local = spec()
     theta0 = local.init_params(0)
     tasks = local.family.sample_tasks(4, np.random.default_rng(0))
     seeds = [(0, i) for i in range(4)]
     ray.init(address=ray_cluster, logging_level=logging.WARNING)
     try:
-        agent = RayAgent(functools.partial(_agent_from_dict, cfg.to_dict(), 1), 2, local.obs_dim, local.act_dim)
+        agent = WorkerPool(spec(), RayTransport(spec, 2))
         assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {HEAD_IP, WORKER_IP}
         pids = agent.pids()  # both actors built their agents and wait
         killer = threading.Thread(target=kill_when_busy, args=(pids[1],))
         killer.start()
-        with caplog.at_level(logging.WARNING, logger="metarl.agents.ray_agent"):
-            res = agent.adapt(theta0, tasks, 3, 60, RunningNorm(local.obs_dim), seeds)
+        with caplog.at_level(logging.WARNING, logger="metarl.agents.pool"):
+            res = agent.adapt(theta0, tasks, inner, 3, 60, RunningNorm(local.obs_dim), seeds)
         killer.join()
         assert agent.restarts == 1 and not alive(pids[1])
-        assert (
-            "Ray actor 1 died adapting tasks 2..3" in caplog.text and "replaced it and re-ran its tasks" in caplog.text
-        )
+        assert "Ray actor 1 died (" in caplog.text
+        assert "adapting tasks 2..3; restarted it and re-ran its tasks" in caplog.text
         new = agent.pids()
         assert new[0] == pids[0] and new[1] != pids[1]
-        ref = local.adapt(theta0, tasks, 3, 60, RunningNorm(local.obs_dim), seeds)
+        ref = local.adapt(theta0, tasks, inner, 3, 60, RunningNorm(local.obs_dim), seeds)
         assert all(torch.equal(a[k], b[k]) for a, b in zip(res.params, ref.params) for k in a)
         assert torch.equal(res.returns, ref.returns)
         agent.close()
@@ -321,10 +283,3 @@ def test_a_ray_actor_killed_mid_call_is_replaced_and_its_tasks_re_run(ray_cluste
         assert not any(alive(p) for p in new), "an actor outlived close()"
     finally:
         ray.shutdown()
-
-
-def _nav_agent(threads=1):
-    from metarl.agents import PGAgent, PGConfig
-    from metarl.envs import Navigation2DEnv
-
-    return PGAgent(Navigation2DEnv, PGConfig(algo="vpg", lr=0.1, hidden=(16,)), threads=1)

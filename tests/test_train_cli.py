@@ -75,7 +75,7 @@ def test_navigation_run_writes_config_events_and_checkpoints(tmp_path):
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names == ["iter_000002.pt", "iter_000004.pt", "latest.pt"]
     state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
-    assert state["iteration"] == 4 and state["format_version"] == 1
+    assert state["iteration"] == 4 and state["format_version"] == 2 and cfg["format_version"] == 2
     assert set(state) >= {"theta", "normalizer", "config", "rng", "family"}
     load_checkpoint(run / "checkpoints" / "iter_000002.pt", family="Navigation2D")
 
@@ -212,5 +212,5 @@ def test_meta_test_inner_loop_is_separate_from_training(tmp_path):
     assert ea["eval/return_step0"] == eb["eval/return_step0"]  # same θ, same evaluation seeds
     assert ea["eval/return_step1"] != eb["eval/return_step1"]  # another inner loop
     meta = metarl.MetaPolicy.load(tmp_path / "trpo")
-    assert meta.config.agent == "ppo" and meta.config.for_adaptation().agent == "trpo"
-    assert meta.config.for_adaptation().target_kl == 0.5
+    assert meta.config.inner.agent == "ppo" and meta.config.adapt.agent == "trpo"
+    assert meta.config.adapt.target_kl == 0.5 and meta.config.inner.target_kl == 0.01

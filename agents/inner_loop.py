@@ -1,0 +1,126 @@
+"""The inner-loop configuration: which algorithm adapts θ to a task, and its hyper-parameters.
+
+One frozen dataclass, the only home of these defaults. A training configuration holds two of them, one
+for meta-training and one for meta-test adaptation; every agent reads the one it is handed with each
+``adapt`` call, so one agent (or one pool of workers) serves both. Field names are the command-line
+flags (``inner_lr`` is ``--inner-lr``); :data:`USED_BY` says which algorithm reads which field, so a
+flag the chosen algorithm ignores can be refused instead of silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+#: Native agents (agents/native.py), then stable-baselines3's (agents/sb3.py).
+NATIVE_AGENTS = ("ppo", "vpg", "trpo")
+SB3_AGENTS = ("sb3-ppo", "sb3-a2c", "sb3-trpo")
+AGENTS = NATIVE_AGENTS + SB3_AGENTS
+
+
+class InnerLoopError(ValueError):
+    """An inner-loop setting that cannot work; the message names the flag and the fix."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerLoop:
+    """How θ is adapted to one task: the algorithm of the inner updates and its hyper-parameters."""
+
+    agent: str = _f(
+        "ppo",
+        "inner-loop agent: native 'ppo' (clipped objective, GAE), 'vpg' (one plain PG step) or 'trpo' (one "
+        "natural-gradient step of KL size --target-kl); or "
+        "stable-baselines3's 'sb3-ppo', 'sb3-a2c', sb3-contrib's 'sb3-trpo' (docs/sb3.md)",
+        choices=AGENTS,
+    )
+    inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg; sb3-trpo: its critic's)")
+    target_kl: float = _f(
+        0.01, "trpo, sb3-trpo: trust region of one inner step, the mean KL between old and new policies"
+    )
+    ppo_epochs: int = _f(5, "ppo: passes over each batch")
+    minibatches: int = _f(4, "ppo: minibatches per pass (sb3-trpo: of its critic)")
+    clip_range: float = _f(0.2, "ppo: clipping range of the probability ratio")
+    gamma: float = _f(0.99, "discount factor")
+    gae_lambda: float = _f(0.95, "GAE lambda")
+    max_grad_norm: float = _f(0.5, "ppo, vpg, sb3-ppo, sb3-a2c: per-task gradient norm clip (0 disables)")
+    vf_coef: float = _f(0.5, "ppo: value loss coefficient")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient")
+    value_lr: float = _f(1e-2, "vpg, trpo: Adam learning rate of the value baseline fit")
+    value_epochs: int = _f(5, "vpg, trpo: Adam steps of the value baseline fit per batch")
+    cg_iters: int = _f(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
+    cg_damping: float = _f(0.1, "trpo: damping added to the Fisher matrix's diagonal")
+    line_search_steps: int = _f(10, "trpo: backtracking halvings the line search tries")
+
+    @property
+    def is_sb3(self) -> bool:
+        """Whether a stable-baselines3 agent runs this inner loop (its parameters have SB3's layout)."""
+        return self.agent in SB3_AGENTS
+
+    def validate(self, prefix: str = "--") -> None:
+        """Raise :class:`InnerLoopError` on values that cannot work (``prefix`` starts the flag names)."""
+        if self.agent not in AGENTS:
+            raise InnerLoopError(f"{prefix}agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InnerLoopError(f"{prefix}{_flag(f.name)} must be finite, got {v}")
+        for name in ("inner_lr", "target_kl", "ppo_epochs", "minibatches", "cg_iters", "line_search_steps"):
+            if getattr(self, name) <= 0:
+                raise InnerLoopError(f"{prefix}{_flag(name)} must be positive, got {getattr(self, name)}")
+        for name in ("value_epochs", "cg_damping"):
+            if getattr(self, name) < 0:
+                raise InnerLoopError(f"{prefix}{_flag(name)} must be >= 0, got {getattr(self, name)}")
+
+    def uses(self, name: str) -> bool:
+        """Whether this inner loop's algorithm reads the field ``name``."""
+        return name == "agent" or name in USED_BY[self.agent]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InnerLoop:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InnerLoopError(f"unknown inner-loop keys {sorted(unknown)}")
+        return cls(**d)
+
+
+_COMMON = {"gamma", "gae_lambda"}
+_PPO = _COMMON | {"inner_lr", "ppo_epochs", "minibatches", "clip_range", "vf_coef", "ent_coef", "max_grad_norm"}
+#: The fields each algorithm reads (``agent`` itself aside).
+USED_BY: dict[str, frozenset[str]] = {
+    "ppo": frozenset(_PPO),
+    "vpg": frozenset(_COMMON | {"inner_lr", "ent_coef", "max_grad_norm", "value_lr", "value_epochs"}),
+    "trpo": frozenset(
+        _COMMON | {"ent_coef", "target_kl", "value_lr", "value_epochs", "cg_iters", "cg_damping", "line_search_steps"}
+    ),
+    "sb3-ppo": frozenset(_PPO),
+    "sb3-a2c": frozenset(_COMMON | {"inner_lr", "vf_coef", "ent_coef", "max_grad_norm"}),
+    "sb3-trpo": frozenset(_COMMON | {"inner_lr", "minibatches", "target_kl"}),
+}
+FIELDS = tuple(f.name for f in dataclasses.fields(InnerLoop))
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def check_used(given: dict[str, Any], loops: tuple[InnerLoop, ...], prefix: str = "--") -> None:
+    """Refuse inner-loop settings in ``given`` (flag name -> value) that none of ``loops`` reads.
+
+    Raises:
+        InnerLoopError: one line naming the flag, the algorithms and which ones would read it.
+    """
+    for name in given:
+        if name in FIELDS and not any(loop.uses(name) for loop in loops):
+            readers = ", ".join(a for a in AGENTS if name in USED_BY[a])
+            agents = " and ".join(sorted({loop.agent for loop in loops}))
+            raise InnerLoopError(
+                f"{prefix}{_flag(name)} is not used by --agent {agents}; it applies to {readers} (drop the flag)"
+            )

@@ -1,0 +1,31 @@
+"""Vanilla policy gradient: one plain SGD step of learning rate ``inner_lr`` per batch (MAML's inner step)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .inner_loop import InnerLoop
+from .networks import Params
+from .update import UpdateBatch, ValueFit, clip_grad_per_task, policy_terms, split_params
+
+
+class VPG:
+    """The policy-gradient step, then the value baseline fit (advantages use the baseline before the fit)."""
+
+    def __init__(self, inner: InnerLoop, params: Params) -> None:
+        self.c, self.params = inner, params
+        self.pi, vf = split_params(params)
+        self.opt = torch.optim.SGD(self.pi, lr=inner.inner_lr)
+        self.value = ValueFit(params, vf, inner)
+
+    def update(self, batch: UpdateBatch, gens: Sequence[torch.Generator]) -> tuple[float, float, dict[str, float]]:
+        n = batch.alive.sum(1).clamp_min(1.0)
+        logp, _, entropy = policy_terms(self.params, batch.obs, batch.actions)
+        per_task = -(logp * batch.advantages).sum(1) / n - self.c.ent_coef * entropy.squeeze(1)
+        self.opt.zero_grad()
+        per_task.sum().backward()
+        clip_grad_per_task(self.pi, self.c.max_grad_norm)
+        self.opt.step()
+        return float(per_task.mean().detach()), self.value.fit(batch), {}

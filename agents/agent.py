@@ -22,6 +22,8 @@ from .normalizer import RunningNorm
 
 #: One seed per task: an int or a tuple of ints, e.g. ``(seed, iteration, task_index)``.
 Seed = Sequence[int] | int
+Seeds = Sequence[Seed]
+Tasks = Sequence[Task]
 
 
 @dataclasses.dataclass
@@ -53,14 +55,7 @@ class Agent(Protocol):
         ...
 
     def adapt(
-        self,
-        theta: Params,
-        tasks: Sequence[Task],
-        inner: InnerLoop,
-        steps: int,
-        episodes: int,
-        norm: RunningNorm,
-        seeds: Sequence[Seed],
+        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
     ) -> AdaptResult:
         """Adapt a copy of ``theta`` to each task with ``steps`` updates of ``episodes`` episodes each.
 

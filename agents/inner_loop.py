@@ -23,7 +23,8 @@ class InnerLoopError(ValueError):
     """An inner-loop setting that cannot work; the message names the flag and the fix."""
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
+def option(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
+    """A dataclass field whose metadata holds its command-line help (and e.g. ``choices``)."""
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
@@ -31,30 +32,30 @@ def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
 class InnerLoop:
     """How θ is adapted to one task: the algorithm of the inner updates and its hyper-parameters."""
 
-    agent: str = _f(
+    agent: str = option(
         "ppo",
         "inner-loop agent: native 'ppo' (clipped objective, GAE), 'vpg' (one plain PG step) or 'trpo' (one "
         "natural-gradient step of KL size --target-kl); or "
         "stable-baselines3's 'sb3-ppo', 'sb3-a2c', sb3-contrib's 'sb3-trpo' (docs/sb3.md)",
         choices=AGENTS,
     )
-    inner_lr: float = _f(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg; sb3-trpo: its critic's)")
-    target_kl: float = _f(
+    inner_lr: float = option(3e-3, "inner-loop learning rate (Adam for ppo, SGD for vpg; sb3-trpo: its critic's)")
+    target_kl: float = option(
         0.01, "trpo, sb3-trpo: trust region of one inner step, the mean KL between old and new policies"
     )
-    ppo_epochs: int = _f(5, "ppo: passes over each batch")
-    minibatches: int = _f(4, "ppo: minibatches per pass (sb3-trpo: of its critic)")
-    clip_range: float = _f(0.2, "ppo: clipping range of the probability ratio")
-    gamma: float = _f(0.99, "discount factor")
-    gae_lambda: float = _f(0.95, "GAE lambda")
-    max_grad_norm: float = _f(0.5, "ppo, vpg, sb3-ppo, sb3-a2c: per-task gradient norm clip (0 disables)")
-    vf_coef: float = _f(0.5, "ppo: value loss coefficient")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient")
-    value_lr: float = _f(1e-2, "vpg, trpo: Adam learning rate of the value baseline fit")
-    value_epochs: int = _f(5, "vpg, trpo: Adam steps of the value baseline fit per batch")
-    cg_iters: int = _f(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
-    cg_damping: float = _f(0.1, "trpo: damping added to the Fisher matrix's diagonal")
-    line_search_steps: int = _f(10, "trpo: backtracking halvings the line search tries")
+    ppo_epochs: int = option(5, "ppo: passes over each batch")
+    minibatches: int = option(4, "ppo: minibatches per pass (sb3-trpo: of its critic)")
+    clip_range: float = option(0.2, "ppo: clipping range of the probability ratio")
+    gamma: float = option(0.99, "discount factor")
+    gae_lambda: float = option(0.95, "GAE lambda")
+    max_grad_norm: float = option(0.5, "ppo, vpg, sb3-ppo, sb3-a2c: per-task gradient norm clip (0 disables)")
+    vf_coef: float = option(0.5, "ppo: value loss coefficient")
+    ent_coef: float = option(0.0, "entropy bonus coefficient")
+    value_lr: float = option(1e-2, "vpg, trpo: Adam learning rate of the value baseline fit")
+    value_epochs: int = option(5, "vpg, trpo: Adam steps of the value baseline fit per batch")
+    cg_iters: int = option(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
+    cg_damping: float = option(0.1, "trpo: damping added to the Fisher matrix's diagonal")
+    line_search_steps: int = option(10, "trpo: backtracking halvings the line search tries")
 
     @property
     def is_sb3(self) -> bool:

@@ -8,20 +8,32 @@ TRPO: agents/vpg.py, agents/ppo.py, agents/trpo.py) comes with each ``adapt`` ca
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from ..envs.batch import BatchEnv
-from ..envs.family import Task, TaskFamily
-from .agent import AdaptResult, Seed, check_layout
+from ..envs.family import TaskFamily
+from .agent import AdaptResult, Seeds, Tasks, check_layout
 from .inner_loop import InnerLoop
 from .networks import Params, init_params, stack, unstack
 from .normalizer import RunningNorm
 from .sampler import collect
 from .update import make_update, prepare_batch
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, then restore the count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class NativeAgent:
@@ -59,34 +71,10 @@ class NativeAgent:
         return init_params(self.obs_dim, self.act_dim, self.hidden, self.log_std_init, seed)
 
     def adapt(
-        self,
-        theta: Params,
-        tasks: Sequence[Task],
-        inner: InnerLoop,
-        steps: int,
-        episodes: int,
-        norm: RunningNorm,
-        seeds: Sequence[Seed],
+        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
     ) -> AdaptResult:
         """See :meth:`metarl.agents.agent.Agent.adapt`."""
         check_layout(False, inner)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small MLPs: intra-op threads only fight the simulator threads
-        try:
-            return self._adapt(theta, tasks, inner, steps, episodes, norm, seeds)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _adapt(
-        self,
-        theta: Params,
-        tasks: Sequence[Task],
-        inner: InnerLoop,
-        steps: int,
-        episodes: int,
-        norm: RunningNorm,
-        seeds: Sequence[Seed],
-    ) -> AdaptResult:
         T, E = len(tasks), episodes
         if len(seeds) != T:
             raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")
@@ -102,19 +90,20 @@ class NativeAgent:
         returns, successes, pl, vl = [], [], [], []
         stats: dict[str, list[float]] = defaultdict(list)
         steps_total, obs_sum, obs_sq, obs_n = 0, 0.0, 0.0, 0
-        for k in range(steps + 1):
-            ro = collect(params, norm, env, E, env_rngs, gens)
-            returns.append(ro.episode_returns.mean(1))
-            if ro.success is not None:
-                successes.append(ro.success.float().mean(1))
-            steps_total += ro.env_steps
-            obs_sum, obs_sq, obs_n = obs_sum + ro.obs_sum, obs_sq + ro.obs_sq_sum, obs_n + ro.obs_count
-            if k < steps:
-                p, v, s = algorithm.update(prepare_batch(ro, inner), gens)
-                pl.append(p)
-                vl.append(v)
-                for key, value in s.items():
-                    stats[key].append(value)
+        with one_torch_thread():  # small MLPs: intra-op threads only fight the simulator threads
+            for k in range(steps + 1):
+                ro = collect(params, norm, env, E, env_rngs, gens)
+                returns.append(ro.episode_returns.mean(1))
+                if ro.success is not None:
+                    successes.append(ro.success.float().mean(1))
+                steps_total += ro.env_steps
+                obs_sum, obs_sq, obs_n = obs_sum + ro.obs_sum, obs_sq + ro.obs_sq_sum, obs_n + ro.obs_count
+                if k < steps:
+                    p, v, s = algorithm.update(prepare_batch(ro, inner), gens)
+                    pl.append(p)
+                    vl.append(v)
+                    for key, value in s.items():
+                        stats[key].append(value)
         return AdaptResult(
             params=unstack(params),
             returns=torch.stack(returns),

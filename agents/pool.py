@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..envs.family import Task
-from .agent import AdaptResult, Agent, Seed
+from .agent import AdaptResult, Agent, Seed, Seeds, Tasks
 from .inner_loop import InnerLoop
 from .networks import Params
 from .normalizer import RunningNorm
@@ -129,14 +129,7 @@ class WorkerPool:
         return self._local.init_params(seed)
 
     def adapt(
-        self,
-        theta: Params,
-        tasks: Sequence[Task],
-        inner: InnerLoop,
-        steps: int,
-        episodes: int,
-        norm: RunningNorm,
-        seeds: Sequence[Seed],
+        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
     ) -> AdaptResult:
         """See :meth:`metarl.agents.agent.Agent.adapt`. A worker that dies is replaced and its tasks re-run once."""
         t = self.transport

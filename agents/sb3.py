@@ -61,8 +61,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
-from ..envs.family import Task, TaskFamily
-from .agent import AdaptResult, Seed, check_layout
+from ..envs.family import TaskFamily
+from .agent import AdaptResult, Seeds, Tasks, check_layout
 from .inner_loop import InnerLoop
 from .networks import Params
 from .normalizer import RunningNorm
@@ -289,14 +289,7 @@ class SB3Agent:
         self._models.clear()
 
     def adapt(
-        self,
-        theta: Params,
-        tasks: Sequence[Task],
-        inner: InnerLoop,
-        steps: int,
-        episodes: int,
-        norm: RunningNorm,
-        seeds: Sequence[Seed],
+        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
     ) -> AdaptResult:
         """Adapt a copy of ``theta`` to each task with ``steps`` SB3 updates of ``episodes`` episodes each.
 

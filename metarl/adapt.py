@@ -8,13 +8,17 @@ Prints the mean episode return before adapting and after each step; ``--json`` p
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
 from .agents.inner_loop import AGENTS
+from .cli import fail
 from .envs import FAMILIES, TaskError, get_family
+
+_fail = functools.partial(fail, "metarl.adapt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,11 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
-
-
-def _fail(msg: str, code: int = 2) -> int:
-    print(f"metarl.adapt: error: {msg}", file=sys.stderr)
-    return code
 
 
 def main(argv: list[str] | None = None) -> int:

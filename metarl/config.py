@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from .agents.agent import AgentSpec
-from .agents.inner_loop import AGENTS, FIELDS, InnerLoop, InnerLoopError, check_used
+from .agents.inner_loop import AGENTS, FIELDS, InnerLoop, InnerLoopError, check_used, option
 from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
 #: Where the adapting workers run: spawned processes or Ray actors (agents/pool.py, agents/ray_transport.py).
@@ -24,10 +24,6 @@ CONFIG_VERSION = 2
 
 class ConfigError(ValueError):
     """A configuration value that cannot work (the message names the flag and the fix)."""
-
-
-def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002
-    return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
 #: Flags of the meta-test inner loop: it is the training one with these two replaced (when given).
@@ -51,43 +47,43 @@ class TrainConfig:
     ``--adapt-target-kl`` (the meta-test loop only): see :meth:`from_flags`.
     """
 
-    env: str = _f("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
-    randomize: str = _f(
+    env: str = option("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
+    randomize: str = option(
         "",
         "with a Gymnasium MuJoCo --env (e.g. Hopper-v5): model fields and multiplicative ranges to randomise per "
         "task, e.g. body_mass=0.5:2.0,geom_friction=0.5:1.5 (docs/families.md)",
     )
-    meta_iters: int = _f(300, "meta-iterations (Reptile updates) in the run")
-    meta_batch: int = _f(10, "tasks adapted per meta-iteration")
-    inner_steps: int = _f(3, "inner adaptation updates K per task")
-    episodes_per_step: int = _f(20, "episodes collected per inner update (and per evaluation step)")
-    meta_step: float = _f(1.0, "Reptile outer step size ε at the first iteration")
-    meta_step_final: float = _f(0.0, "ε at the last iteration (linear annealing)")
+    meta_iters: int = option(300, "meta-iterations (Reptile updates) in the run")
+    meta_batch: int = option(10, "tasks adapted per meta-iteration")
+    inner_steps: int = option(3, "inner adaptation updates K per task")
+    episodes_per_step: int = option(20, "episodes collected per inner update (and per evaluation step)")
+    meta_step: float = option(1.0, "Reptile outer step size ε at the first iteration")
+    meta_step_final: float = option(0.0, "ε at the last iteration (linear annealing)")
     inner: InnerLoop = dataclasses.field(default_factory=InnerLoop)
     adapt: InnerLoop = dataclasses.field(default_factory=InnerLoop)
-    hidden: tuple[int, ...] = _f((64, 64), "hidden layer widths, comma separated (e.g. 64,64)")
-    log_std_init: float = _f(-0.5, "initial log standard deviation of the Gaussian policy")
-    seed: int = _f(0, "meta-training seed (task draws, initial states, action noise, initialisation)")
-    eval_every: int = _f(25, "evaluate on held-out meta-test tasks every N iterations (0: only at the end)")
-    eval_tasks: int = _f(40, "held-out tasks used by the periodic evaluation (at most the family's 40)")
-    eval_steps: int = _f(3, "adaptation steps in the evaluation (returns after k = 0..N steps)")
-    eval_seed: int = _f(1000, "evaluation seed, separate from the training seed")
-    checkpoint_every: int = _f(
+    hidden: tuple[int, ...] = option((64, 64), "hidden layer widths, comma separated (e.g. 64,64)")
+    log_std_init: float = option(-0.5, "initial log standard deviation of the Gaussian policy")
+    seed: int = option(0, "meta-training seed (task draws, initial states, action noise, initialisation)")
+    eval_every: int = option(25, "evaluate on held-out meta-test tasks every N iterations (0: only at the end)")
+    eval_tasks: int = option(40, "held-out tasks used by the periodic evaluation (at most the family's 40)")
+    eval_steps: int = option(3, "adaptation steps in the evaluation (returns after k = 0..N steps)")
+    eval_seed: int = option(1000, "evaluation seed, separate from the training seed")
+    checkpoint_every: int = option(
         50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten after every iteration)"
     )
-    workers: int = _f(
+    workers: int = option(
         0,
         "worker processes adapting the meta-batch's tasks in parallel (0: one per CPU core; "
         "1: in this process); results are identical for any number",
     )
-    threads: int = _f(0, "threads stepping the simulator in each worker (0: all cores with --workers 1, else 1)")
-    backend: str = _f(
+    threads: int = option(0, "threads stepping the simulator in each worker (0: all cores with --workers 1, else 1)")
+    backend: str = option(
         "processes",
         "where the workers run: 'processes' on this machine, or 'ray': Ray actors, locally or on a cluster "
         '(pip install "metarl[ray]", docs/ray.md); results are identical',
         choices=BACKENDS,
     )
-    ray_address: str = _f(
+    ray_address: str = option(
         "", "with --backend ray: empty starts Ray on this machine; 'auto' or HOST:PORT joins a running cluster"
     )
 
@@ -236,7 +232,7 @@ def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     # Meta-batch 10, K=3 PPO updates of 20 episodes (the MAML/ProMP protocol), Adam 3e-3, 300 iterations (48M env
     # steps, ~28 min on 2 cores); adaptation at meta-test by TRPO steps of mean KL 1.0, which move the meta-policy
-    # 2-3x further in 3 steps than PPO's (README, "Adaptability: what moved the plateau"; scripts/ablation.sh).
+    # 2-3x further in 3 steps than PPO's (docs/results.md, "Adaptability: what moved the plateau"; scripts/ablation.sh).
     **{
         name: dict(
             meta_iters=300,

@@ -16,6 +16,7 @@ episodes after ``k`` steps that succeeded at some step.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -25,30 +26,22 @@ from typing import Any
 import numpy as np
 
 from .agents.inner_loop import AGENTS
+from .cli import fail
 from .envs import FAMILIES, get_family
 from .plots import plot_curves
 from .stats import bootstrap_ci, paired_difference_ci
+
+_fail = functools.partial(fail, "metarl.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m metarl.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", required=True, help=f"task family: {', '.join(FAMILIES)}")
-    p.add_argument(
-        "--checkpoint",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PATH|RUN_DIR",
-        help="meta-policy to evaluate; repeat once per meta-training seed (default: the shipped one)",
-    )
-    p.add_argument(
-        "--multitask",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PATH|RUN_DIR",
-        help="multi-task baseline checkpoint (trained without adaptation); repeat per seed",
-    )
+    for flag, text in (
+        ("--checkpoint", "meta-policy to evaluate; repeat once per meta-training seed (default: the shipped one)"),
+        ("--multitask", "multi-task baseline checkpoint (trained without adaptation); repeat per seed"),
+    ):
+        p.add_argument(flag, type=Path, action="append", default=[], metavar="PATH|RUN_DIR", help=text)
     p.add_argument(
         "--agent",
         choices=AGENTS,
@@ -108,11 +101,6 @@ def _summary(name: str, returns: np.ndarray, sources: list[str], args: argparse.
         "per_seed_mean": returns.mean(axis=2).tolist(),
         "per_task": returns.tolist(),
     }
-
-
-def _fail(msg: str, code: int = 2) -> int:
-    print(f"metarl.evaluate: error: {msg}", file=sys.stderr)
-    return code
 
 
 def _load(args: argparse.Namespace, family: Any) -> tuple[list[Any], list[Any]]:

@@ -215,7 +215,7 @@ class MetaPolicy(_GaussianPolicy):
 
     @classmethod
     def pretrained(cls, family: str) -> MetaPolicy:
-        """The meta-policy shipped with metarl for ``family`` (see README, "Pretrained meta-policies")."""
+        """The meta-policy shipped with metarl for ``family`` (see docs/results.md, "Pretrained meta-policies")."""
         return cls.load(pretrained_path(family))
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -17,11 +17,6 @@ import torch
 Params = dict[str, torch.Tensor]
 
 
-def clone(params: Mapping[str, torch.Tensor]) -> Params:
-    """An independent copy (detached, own storage)."""
-    return {k: v.detach().clone() for k, v in params.items()}
-
-
 def mean(param_sets: Sequence[Mapping[str, torch.Tensor]]) -> Params:
     """Element-wise mean of parameter sets with the same keys and shapes."""
     if not param_sets:

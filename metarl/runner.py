@@ -10,6 +10,7 @@ keeping the last checkpoint). Divergence (NaN/inf), simulator and worker faults 
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
@@ -19,19 +20,16 @@ from typing import Any
 from . import __version__
 from .agents.pool import WorkerError
 from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint, write_text_atomic
+from .cli import fail
 from .config import CONFIG_VERSION, TrainConfig
 from .envs import SimulationError
 from .progress import Progress
 from .trainer import DivergenceError, MetaTrainer
 
+_fail = functools.partial(fail, "metarl.train")
+
 #: Faults that stop a run with exit status 1, keeping its last good checkpoint.
 FAULTS = (DivergenceError, WorkerError, SimulationError)
-
-
-def fail(prog: str, msg: str, code: int = 2) -> int:
-    """Print ``prog: error: msg`` (one line) to stderr and return ``code``."""
-    print(f"{prog}: error: {msg}", file=sys.stderr)
-    return code
 
 
 def _hparams_markdown(cfg: TrainConfig) -> str:
@@ -139,22 +137,19 @@ class _Session:
                     msg += f" (the worker's traceback is in {run_dir / 'worker_error.txt'})"
                 except OSError:
                     pass
-            return fail(
-                "metarl.train",
+            return _fail(
                 f"{what}: {msg}; stopped, the last good checkpoint (iteration {saved()}) is kept in {self.kept}",
                 code=1,
             )
         except OSError as e:  # disk full, folder removed or read-only: the atomic writes kept the last checkpoint
-            return fail(
-                "metarl.train",
+            return _fail(
                 f"cannot write {e.filename or run_dir} ({e.strerror or e}); stopped, the checkpoint of iteration "
                 f"{saved()} is kept. Free space or fix permissions, then: python -m metarl.train --resume {run_dir}",
                 code=1,
             )
         except KeyboardInterrupt:
             name = signal.Signals(self.stop["signal"] or signal.SIGINT).name
-            return fail(
-                "metarl.train",
+            return _fail(
                 f"stopped at once by a second {name}; the checkpoint of iteration {saved()} is kept. "
                 f"Resume with: python -m metarl.train --resume {run_dir}",
                 code=130 if name == "SIGINT" else 143,
@@ -206,11 +201,11 @@ def _start(
     try:
         trainer = MetaTrainer(cfg)
     except KeyboardInterrupt:
-        return fail("metarl.train", "stopped by a second signal while starting; no file was written", code=130)
+        return _fail("stopped by a second signal while starting; no file was written", code=130)
     except Exception as e:  # e.g. an unreachable --ray-address: one line, nothing written
         first = (str(e).strip().splitlines() or [""])[0][:200]
         hint = "; check --ray-address" if cfg.backend == "ray" else ""
-        return fail("metarl.train", f"cannot start the adaptation workers ({type(e).__name__}: {first}){hint}")
+        return _fail(f"cannot start the adaptation workers ({type(e).__name__}: {first}){hint}")
     ckpt_dir = run_dir / "checkpoints"
     try:
         if state is not None:
@@ -218,12 +213,10 @@ def _start(
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     except CheckpointError as e:
         trainer.close()
-        return fail("metarl.train", str(e))
+        return _fail(str(e))
     except OSError as e:
         trainer.close()
-        return fail(
-            "metarl.train", f"cannot create the run folder {run_dir} ({e.strerror or e}); choose another --run-dir"
-        )
+        return _fail(f"cannot create the run folder {run_dir} ({e.strerror or e}); choose another --run-dir")
     if state is None:
         write_text_atomic(run_dir / "config.json", json.dumps(config_document(cfg, preset), indent=2) + "\n")
         print(f"metarl.train: {cfg.family_name} preset {json.dumps(preset)}")

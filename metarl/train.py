@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .cli import fail
 from .config import ConfigError, TrainConfig, add_config_arguments, given_flags, migrate, resolve
+
+_fail = functools.partial(fail, "metarl.train")
 
 #: Flags that may change when resuming (they do not change what the run computes).
 RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers", "backend", "ray_address")
@@ -50,11 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def _fail(msg: str, code: int = 2) -> int:
-    print(f"metarl.train: error: {msg}", file=sys.stderr)
-    return code
 
 
 def _new_run(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], Path]:

@@ -8,10 +8,12 @@
 # c407ca9; same maths, different last-bit rounding): iterations 1-119 ran on commit 7086e42, 120-300 on
 # the later tree, so this one run is not bit-reproducible from a single commit. Seeds 1 and 2 are.
 #
-# These are the PPO-inner-loop runs (the preset until issue 9): 300 iterations, 48M env steps each. The shipped
-# meta-policies now come from the TRPO preset's runs in scripts/ablation.sh (runs/abl/trpo_kl1__s0 and
-# runs/abl/dir_trpo_kl1__s0); the runs below stay as the record behind the README's PPO rows, so they pin
-# --agent ppo and the old preset's values explicitly.
+# These are PPO-inner-loop runs (the preset's meta-training): 300 iterations, 48M env steps each. The shipped
+# meta-policies are two of them, seed 0 of each family (runs/HalfCheetahVel__ppo__s0__foundation and
+# runs/pretrain/HalfCheetahDir__ppo__s0), shipped with
+#   python scripts/ship_pretrained.py RUN_DIR --adapt-agent trpo --adapt-target-kl 1.0
+# which keeps their θ and sets the meta-test inner loop (the provenance inside each .pt says so). The commands
+# pin --agent ppo and the preset's values explicitly.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p runs/pretrain

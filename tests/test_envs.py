@@ -37,9 +37,13 @@ def test_module_prefixed_id_imports_and_registers():
     assert isinstance(env.unwrapped, HalfCheetahVelEnv)
 
 
-def test_horizons_match_the_literature():
-    assert HalfCheetahVelEnv.horizon == 200 and HalfCheetahDirEnv.horizon == 200
-    assert Navigation2DEnv.horizon == 100
+@pytest.mark.parametrize("name, horizon", [("HalfCheetahVel", 200), ("HalfCheetahDir", 200), ("Navigation2D", 100)])
+def test_episodes_end_at_the_literature_horizon(name, horizon):
+    """gym.make's time limit cuts the episode at the horizon the meta-RL literature uses, and not before."""
+    env = gym.make(env_id(name))
+    env.reset(seed=0)
+    ends = [t for t in range(1, 2 * horizon + 1) if any(env.step(np.zeros(env.action_space.shape))[2:4])]
+    assert ends[0] == horizon and FAMILIES[name].make_batch(1).horizon == horizon
 
 
 @pytest.mark.parametrize("task", [VelocityTask(1.25), DirectionTask(-1), GoalTask((0.1, -0.3))])

@@ -155,12 +155,25 @@ def test_rand_params_reward_is_forward_velocity_plus_alive_bonus(name):
             break
 
 
-def test_rand_params_ranges_match_the_literature():
-    for fam in (HopperRandParamsEnv, Walker2dRandParamsEnv):
-        assert fam.scale_ranges["body_mass"] == pytest.approx((1.5**-3, 1.5**3))
-        assert fam.scale_ranges["body_inertia"] == fam.scale_ranges["geom_friction"] == fam.scale_ranges["body_mass"]
-        assert fam.scale_ranges["dof_damping"] == pytest.approx((1.3**-3, 1.3**3))
-        assert fam.horizon == 200
+@pytest.mark.parametrize("fam", [HopperRandParamsEnv, Walker2dRandParamsEnv])
+def test_rand_params_draws_span_the_literature_ranges_and_episodes_last_200_steps(fam):
+    """Scales 1.5^U(-3,3) (mass, inertia, friction) and 1.3^U(-3,3) (damping), measured on the drawn tasks'
+    models; an episode that stays healthy is cut at step 200 by gym.make's time limit."""
+    env = fam()
+    nominal = gym.make(fam.family_name.replace("RandParams", "-v5")).unwrapped.model.body_mass.copy()
+    ratios = []
+    for task in fam.sample_tasks(300, np.random.default_rng(0)):
+        env.set_task(task)
+        ratios.append(env.model.body_mass[1:] / nominal[1:])  # body 0 is the world
+        assert task.scale("dof_damping").min() >= 1.3**-3 and task.scale("dof_damping").max() <= 1.3**3
+    logs = np.log(np.concatenate(ratios)) / np.log(1.5)
+    assert -3 <= logs.min() < -2.9 and 2.9 < logs.max() <= 3 and abs(logs.mean()) < 0.2  # uniform exponent
+    damping = np.log(np.concatenate([t.scale("dof_damping") for t in fam.sample_tasks(300, np.random.default_rng(1))]))
+    assert -3 <= damping.min() / np.log(1.3) < -2.9 and 2.9 < damping.max() / np.log(1.3) <= 3
+    wrapped = gym.make(env_id(fam.family_name), terminate_when_unhealthy=False)
+    wrapped.reset(seed=0)
+    truncated_at = next(t for t in range(1, 1000) if wrapped.step(np.zeros(wrapped.action_space.shape))[3])
+    assert truncated_at == 200
 
 
 def test_dynamics_task_round_trips_through_json_and_rejects_bad_scales():

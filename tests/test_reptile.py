@@ -33,11 +33,12 @@ def test_partial_step_and_update_norm():
     assert stats.update_norm == pytest.approx(0.25 * stats.adapted_distance)
 
 
-def test_clone_is_independent_of_its_source():
-    src = params(1.0)
-    copy = reptile.clone(src)
-    src["w"].add_(5.0)
-    assert torch.equal(copy["w"], torch.full((2, 3), 1.0))
+def test_the_step_leaves_its_inputs_alone_and_returns_independent_tensors():
+    old, adapted = params(1.0), [params(3.0)]
+    new, _ = reptile.reptile_step(old, adapted, eps=0.5)
+    assert torch.equal(old["w"], torch.full((2, 3), 1.0)) and torch.equal(adapted[0]["w"], torch.full((2, 3), 3.0))
+    new["w"].add_(5.0)  # no storage shared with the inputs
+    assert torch.equal(old["w"], torch.full((2, 3), 1.0)) and torch.equal(adapted[0]["w"], torch.full((2, 3), 3.0))
 
 
 def test_mismatched_parameter_sets_are_refused():

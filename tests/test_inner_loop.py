@@ -1,0 +1,204 @@
+"""The inner-loop pieces on their own: GAE, masking after termination, conjugate gradient, per-task gradient
+clipping, the inner-loop configuration (flags an algorithm does not read, checkpoint migration)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.agents import InnerLoop, NativeAgent, RunningNorm
+from metarl.agents.advantage import gae
+from metarl.agents.networks import stack
+from metarl.agents.sampler import Rollout, collect
+from metarl.agents.trpo import conjugate_gradient
+from metarl.agents.update import clip_grad_per_task
+from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from metarl.config import CONFIG_VERSION, ConfigError, TrainConfig, migrate
+from metarl.envs import HopperRandParamsEnv
+from metarl.policy import MetaPolicy, pretrained_path
+from metarl.train import main as train_main
+
+
+def _rollout(rewards, values, terminated):
+    r = torch.tensor([[rewards]], dtype=torch.float32)
+    term = torch.tensor([[terminated]], dtype=torch.float32)
+    alive = torch.ones_like(r)
+    for h in range(1, r.shape[-1]):  # steps after a termination did not happen
+        alive[..., h] = alive[..., h - 1] * (1 - term[..., h - 1])
+    z = torch.zeros_like(r)
+    v = torch.tensor([[values]], dtype=torch.float32)
+    return Rollout(z, z, z, r * alive, v, alive, term * alive, z, z, 0)
+
+
+def test_gae_bootstraps_at_the_time_limit_and_not_at_a_terminal_state():
+    """One-step returns by hand (gamma 0.5, lambda 0: the TD target r + gamma V(s'))."""
+    rewards, values = [1.0, 2.0, 3.0], [10.0, 20.0, 30.0, 40.0]  # V(s_0..s_3); s_3 is where the horizon cuts
+    adv, ret = gae(_rollout(rewards, values, [0, 0, 0]), gamma=0.5, lam=0.0)
+    assert ret[0, 0].tolist() == [1 + 0.5 * 20, 2 + 0.5 * 30, 3 + 0.5 * 40]  # time limit: bootstrap from V(s_3)
+    adv, ret = gae(_rollout(rewards, values, [0, 1, 0]), gamma=0.5, lam=0.0)
+    assert ret[0, 0, :2].tolist() == [1 + 0.5 * 20, 2.0]  # terminal at step 1: no value after it
+    assert adv[0, 0, 2] == 0  # the step after termination carries no advantage
+    # lambda 1: the discounted return to the end, still cut at the terminal state
+    adv, ret = gae(_rollout(rewards, values, [0, 1, 0]), gamma=0.5, lam=1.0)
+    assert ret[0, 0, 0].item() == pytest.approx(1 + 0.5 * 2)
+
+
+def test_sampler_masks_every_step_after_an_episode_terminates():
+    """Hopper falls under large actions: after the terminating step, alive is 0 and nothing is counted."""
+    agent = NativeAgent(HopperRandParamsEnv, (8,), 1.5, threads=1)  # std e^1.5: it falls within the horizon
+    theta = agent.init_params(0)
+    env = agent._env(4)
+    env.set_tasks(HopperRandParamsEnv.sample_tasks(2, np.random.default_rng(0)) * 2)
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    ro = collect(
+        stack(theta, 2), RunningNorm(agent.obs_dim), env, 2, [np.random.default_rng(i) for i in range(4)], gens
+    )
+    alive, term = ro.alive.reshape(4, -1), ro.terminated.reshape(4, -1)
+    ends = term.argmax(1)
+    assert (term.sum(1) == 1).all(), "every episode should have fallen exactly once"
+    for i, end in enumerate(ends.tolist()):
+        assert alive[i, : end + 1].eq(1).all() and alive[i, end + 1 :].eq(0).all()
+        assert ro.rewards.reshape(4, -1)[i, end + 1 :].eq(0).all()
+    assert ro.env_steps == ro.obs_count == int((ends + 1).sum())
+    assert ro.episode_returns.shape == (2, 2)
+    agent.close()
+
+
+def test_conjugate_gradient_matches_a_dense_solve_per_task():
+    torch.manual_seed(0)
+    T, n = 3, 6
+    m = torch.randn(T, n, n, dtype=torch.float64)
+    a = m @ m.transpose(1, 2) + n * torch.eye(n, dtype=torch.float64)  # SPD, one matrix per task
+    g = [torch.randn(T, 2, 2, dtype=torch.float64), torch.randn(T, 2, dtype=torch.float64)]  # parameter-shaped
+
+    def flat(v):
+        return torch.cat([x.reshape(T, -1) for x in v], 1)
+
+    def matvec(v):
+        y = (a @ flat(v).unsqueeze(-1)).squeeze(-1)
+        return [y[:, :4].reshape(T, 2, 2), y[:, 4:]]
+
+    x = conjugate_gradient(matvec, g, iters=n)
+    expected = torch.linalg.solve(a, flat(g).unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(flat(x), expected, rtol=1e-8, atol=1e-10)
+    # fewer iterations: an approximation, not the solution
+    assert not torch.allclose(flat(conjugate_gradient(matvec, g, iters=2)), expected, atol=1e-6)
+
+
+def test_gradient_clipping_scales_only_the_tasks_above_the_norm():
+    w = torch.zeros(3, 2, 2, requires_grad=True)
+    b = torch.zeros(3, 2, requires_grad=True)
+    w.grad = torch.tensor([[[3.0, 0.0], [0.0, 0.0]], [[0.1, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    b.grad = torch.tensor([[0.0, 4.0], [0.0, 0.1], [0.0, 0.0]])  # task 0: norm 5; task 1: norm ~0.14; task 2: 0
+    clip_grad_per_task([w, b], max_norm=1.0)
+    norms = (w.grad.flatten(1).pow(2).sum(1) + b.grad.pow(2).sum(1)).sqrt()
+    assert norms[0].item() == pytest.approx(1.0, abs=1e-5)  # clipped to the norm, direction kept
+    assert w.grad[0, 0, 0].item() / b.grad[0, 1].item() == pytest.approx(3 / 4)
+    assert w.grad[1, 0, 0].item() == pytest.approx(0.1) and b.grad[1, 1].item() == pytest.approx(0.1)  # untouched
+    assert norms[2].item() == 0
+
+
+# ---- flags that the chosen algorithm does not read ------------------------------------------------
+TINY = ["--env", "Navigation2D", "--meta-iters", "1", "--meta-batch", "2", "--episodes-per-step", "2"]
+TINY += ["--eval-every", "0", "--eval-tasks", "1", "--workers", "1", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--agent", "ppo", "--value-lr", "0.1"], "--value-lr is not used by --agent ppo; it applies to vpg, trpo"),
+        (["--agent", "sb3-ppo", "--target-kl", "0.1"], "--target-kl is not used by --agent sb3-ppo"),
+        (["--agent", "trpo", "--inner-lr", "0.1"], "--inner-lr is not used by --agent trpo"),
+        (["--agent", "ppo", "--adapt-target-kl", "0.5"], "--adapt-target-kl is not used by --agent ppo"),
+    ],
+)
+def test_a_flag_the_algorithm_does_not_read_is_a_one_line_error(tmp_path, capsys, flags, message):
+    run = tmp_path / "run"
+    assert train_main([*TINY, *flags, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not run.exists()
+
+
+def test_a_flag_read_only_by_the_meta_test_loop_is_accepted(tmp_path):
+    """--target-kl with ppo training and trpo adaptation sets the adaptation's trust region."""
+    run = tmp_path / "run"
+    flags = ["--agent", "ppo", "--adapt-agent", "trpo", "--target-kl", "0.2", "--run-dir", str(run)]
+    assert train_main([*TINY, *flags]) == 0
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"])
+    assert cfg.inner.agent == "ppo" and cfg.adapt == InnerLoop(agent="trpo", target_kl=0.2, inner_lr=1e-2)
+
+
+def test_sb3_trpo_reads_target_kl():
+    """Before the redesign --target-kl was silently ignored by sb3-trpo; now a larger region moves θ further."""
+    from metarl.agents import make_agent
+    from metarl.envs import Navigation2DEnv
+
+    tasks = Navigation2DEnv.sample_tasks(1, np.random.default_rng(0))
+    moved = []
+    for kl in (0.001, 0.1):
+        inner = InnerLoop(agent="sb3-trpo", target_kl=kl)
+        agent = make_agent(Navigation2DEnv, inner, (16,), -0.5, threads=1)
+        theta = agent.init_params(0)
+        res = agent.adapt(theta, tasks, inner, 1, 4, RunningNorm(2), [0])
+        moved.append(float(sum((res.params[0][k] - theta[k]).pow(2).sum() for k in theta if "action" in k)))
+        agent.close()
+    assert moved[1] > 2 * moved[0] > 0, moved
+
+
+# ---- configurations of older formats ----------------------------------------------------------------
+def _v1_config(**drop):
+    """A format-1 configuration, as the shipped HalfCheetahVel.pt holds it."""
+    state = torch.load(pretrained_path("HalfCheetahVel"), weights_only=True)
+    assert state["format_version"] == 1
+    return {k: v for k, v in state["config"].items() if k not in drop}
+
+
+def test_a_format_1_config_is_migrated_with_the_values_its_run_had():
+    old = _v1_config()
+    assert {"backend", "ray_address", "target_kl"} - set(old) == {"backend", "ray_address", "target_kl"}
+    cfg = TrainConfig.from_dict(migrate(old, 1))
+    assert cfg.backend == "processes" and cfg.ray_address == "" and cfg.inner.target_kl == 0.01
+    assert cfg.inner.agent == "ppo" and cfg.adapt.agent == "trpo" and cfg.adapt.target_kl == 1.0
+    assert cfg.inner.inner_lr == cfg.adapt.inner_lr == old["inner_lr"] and cfg.workers == old["workers"]
+    # a key the first format always had cannot be invented
+    with pytest.raises(ConfigError, match=r"format 1 with missing keys \['gamma'\]"):
+        migrate(_v1_config(gamma=None), 1)
+    with pytest.raises(ConfigError, match=r"format 1 with unknown keys \['colour'\]"):
+        migrate({**old, "colour": "red"}, 1)
+
+
+def test_a_config_of_this_format_with_a_missing_key_is_refused_not_filled(tmp_path):
+    cfg = TrainConfig.from_dict(migrate(_v1_config(), 1)).to_dict()
+    del cfg["eval_seed"]
+    with pytest.raises(ConfigError, match=rf"version {CONFIG_VERSION} with missing keys \['eval_seed'\]"):
+        TrainConfig.from_dict(cfg)
+    state = torch.load(pretrained_path("HalfCheetahVel"), weights_only=True)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {**{k: v for k, v in state.items() if k not in ("checksum", "format_version")}})
+    with pytest.raises(CheckpointError, match=r"version 2 with unknown keys \['adapt_agent'"):  # a format-1 config
+        MetaPolicy.load(path)
+
+
+def test_a_format_1_checkpoint_loads_migrated():
+    state = load_checkpoint(pretrained_path("HalfCheetahVel"))
+    assert state["format_version"] == 2 and state["config"]["adapt"]["target_kl"] == 1.0
+    meta = MetaPolicy.pretrained("HalfCheetahVel")
+    assert meta.config.adapt.agent == "trpo" and meta.config.eval_steps == 3 and meta.config.episodes_per_step == 20
+
+
+def test_adapt_and_evaluate_refuse_a_setting_their_inner_loop_does_not_read(tmp_path, capsys):
+    from metarl.adapt import main as adapt_main
+    from metarl.evaluate import main as evaluate_main
+
+    assert adapt_main(["--env", "HalfCheetahVel", "--agent", "ppo", "--target-kl", "0.1", "--steps", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "metarl.adapt: error: --target-kl is not used by --agent ppo; it applies to trpo, sb3-trpo (drop the flag)"
+    )
+    out = tmp_path / "eval"
+    assert evaluate_main(["--env", "HalfCheetahVel", "--inner-lr", "0.1", "--out", str(out)]) == 2  # adapts by trpo
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("metarl.evaluate: error: --inner-lr is not used by --agent trpo") and not out.exists()

@@ -9,9 +9,9 @@ function of θ, the inner loop and the seeds alone, the same at meta-test time a
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -19,6 +19,7 @@ from ..envs.family import Task, TaskFamily
 from .inner_loop import InnerLoop
 from .networks import Params
 from .normalizer import RunningNorm
+from .update import UpdateBatch
 
 #: One seed per task: an int or a tuple of ints, e.g. ``(seed, iteration, task_index)``.
 Seed = Sequence[int] | int
@@ -41,21 +42,54 @@ class AdaptResult:
     stats: dict[str, float] = dataclasses.field(default_factory=dict)  # agent-specific scalars, mean over tasks
     # (steps + 1, T): fraction of the episodes that succeeded after k updates; None where success is not defined
     success: torch.Tensor | None = None
+    # with ``record=True``: batch k (k = 0..steps) as the inner step saw it, tasks along dim 0 (MAML's input)
+    batches: list[UpdateBatch] | None = None
 
 
-@runtime_checkable
-class Agent(Protocol):
-    """Adapts copies of θ to tasks with a policy-gradient inner loop."""
+@dataclasses.dataclass(frozen=True)
+class AdaptRequest:
+    """One ``adapt`` call's arguments (see :meth:`Agent.adapt`), as implementations and workers receive them."""
+
+    theta: Params
+    tasks: Tasks
+    inner: InnerLoop
+    steps: int
+    episodes: int
+    norm: RunningNorm
+    seeds: Seeds
+    record: bool = False
+
+    def chunk(self, lo: int, hi: int) -> AdaptRequest:
+        """The request for tasks ``lo..hi-1`` only."""
+        return dataclasses.replace(self, tasks=list(self.tasks[lo:hi]), seeds=list(self.seeds[lo:hi]))
+
+
+class Agent(abc.ABC):
+    """Adapts copies of θ to tasks with a policy-gradient inner loop.
+
+    Implementations set ``obs_dim``, ``act_dim`` and ``sb3_layout`` (whether their parameters are a
+    stable-baselines3 policy's), and implement :meth:`init_params` and :meth:`_adapt`; :meth:`adapt` checks
+    the request once for all of them.
+    """
 
     obs_dim: int
     act_dim: int
+    sb3_layout: bool = False
 
+    @abc.abstractmethod
     def init_params(self, seed: int) -> Params:
         """Fresh parameters for the family's observation and action sizes, seeded."""
-        ...
 
     def adapt(
-        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
+        self,
+        theta: Params,
+        tasks: Tasks,
+        inner: InnerLoop,
+        steps: int,
+        episodes: int,
+        norm: RunningNorm,
+        seeds: Seeds,
+        record: bool = False,
     ) -> AdaptResult:
         """Adapt a copy of ``theta`` to each task with ``steps`` updates of ``episodes`` episodes each.
 
@@ -72,12 +106,21 @@ class Agent(Protocol):
             seeds: one seed per task. Everything random about task ``t`` (initial states, action noise,
                 minibatch order) derives from ``seeds[t]`` alone, so results do not depend on how tasks
                 are grouped into batches or workers.
+            record: also return every batch as the update consumed it (``AdaptResult.batches``; native
+                agents only), for meta-learners that differentiate through the adaptation.
         """
-        ...
+        if len(seeds) != len(tasks):
+            raise ValueError(f"adapt got {len(seeds)} seeds for {len(tasks)} tasks")
+        check_layout(self.sb3_layout, inner)
+        return self._adapt(AdaptRequest(theta, tasks, inner, steps, episodes, norm, seeds, record))
 
+    @abc.abstractmethod
+    def _adapt(self, req: AdaptRequest) -> AdaptResult:
+        """:meth:`adapt` for a checked request."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release envs, threads and worker processes."""
-        ...
 
 
 def make_agent(

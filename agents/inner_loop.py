@@ -17,6 +17,7 @@ from typing import Any
 NATIVE_AGENTS = ("ppo", "vpg", "trpo")
 SB3_AGENTS = ("sb3-ppo", "sb3-a2c", "sb3-trpo")
 AGENTS = NATIVE_AGENTS + SB3_AGENTS
+BASELINES = ("value", "linear")
 
 
 class InnerLoopError(ValueError):
@@ -53,6 +54,12 @@ class InnerLoop:
     ent_coef: float = option(0.0, "entropy bonus coefficient")
     value_lr: float = option(1e-2, "vpg, trpo: Adam learning rate of the value baseline fit")
     value_epochs: int = option(5, "vpg, trpo: Adam steps of the value baseline fit per batch")
+    baseline: str = option(
+        "value",
+        "vpg, trpo: the advantages' baseline: 'value' (the value net, fitted after each step) or 'linear' "
+        "(rllab's linear feature baseline fitted on each batch itself, as MAML uses)",
+        choices=BASELINES,
+    )
     cg_iters: int = option(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
     cg_damping: float = option(0.1, "trpo: damping added to the Fisher matrix's diagonal")
     line_search_steps: int = option(10, "trpo: backtracking halvings the line search tries")
@@ -66,6 +73,8 @@ class InnerLoop:
         """Raise :class:`InnerLoopError` on values that cannot work (``prefix`` starts the flag names)."""
         if self.agent not in AGENTS:
             raise InnerLoopError(f"{prefix}agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
+        if self.baseline not in BASELINES:
+            raise InnerLoopError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
@@ -97,9 +106,19 @@ _PPO = _COMMON | {"inner_lr", "ppo_epochs", "minibatches", "clip_range", "vf_coe
 #: The fields each algorithm reads (``agent`` itself aside).
 USED_BY: dict[str, frozenset[str]] = {
     "ppo": frozenset(_PPO),
-    "vpg": frozenset(_COMMON | {"inner_lr", "ent_coef", "max_grad_norm", "value_lr", "value_epochs"}),
+    "vpg": frozenset(_COMMON | {"inner_lr", "ent_coef", "max_grad_norm", "value_lr", "value_epochs", "baseline"}),
     "trpo": frozenset(
-        _COMMON | {"ent_coef", "target_kl", "value_lr", "value_epochs", "cg_iters", "cg_damping", "line_search_steps"}
+        _COMMON
+        | {
+            "ent_coef",
+            "target_kl",
+            "value_lr",
+            "value_epochs",
+            "baseline",
+            "cg_iters",
+            "cg_damping",
+            "line_search_steps",
+        }
     ),
     "sb3-ppo": frozenset(_PPO),
     "sb3-a2c": frozenset(_COMMON | {"inner_lr", "vf_coef", "ent_coef", "max_grad_norm"}),

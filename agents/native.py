@@ -17,10 +17,8 @@ import torch
 
 from ..envs.batch import BatchEnv
 from ..envs.family import TaskFamily
-from .agent import AdaptResult, Seeds, Tasks, check_layout
-from .inner_loop import InnerLoop
+from .agent import AdaptRequest, AdaptResult, Agent
 from .networks import Params, init_params, stack, unstack
-from .normalizer import RunningNorm
 from .sampler import collect
 from .update import make_update, prepare_batch
 
@@ -36,7 +34,7 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-class NativeAgent:
+class NativeAgent(Agent):
     """Vectorised VPG/PPO/TRPO over a task family's batched env (implements :class:`~metarl.agents.agent.Agent`).
 
     Args:
@@ -70,14 +68,9 @@ class NativeAgent:
         """Fresh parameters for this family's observation and action sizes."""
         return init_params(self.obs_dim, self.act_dim, self.hidden, self.log_std_init, seed)
 
-    def adapt(
-        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
-    ) -> AdaptResult:
-        """See :meth:`metarl.agents.agent.Agent.adapt`."""
-        check_layout(False, inner)
-        T, E = len(tasks), episodes
-        if len(seeds) != T:
-            raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")
+    def _adapt(self, req: AdaptRequest) -> AdaptResult:
+        theta, tasks, inner, steps, norm, seeds = req.theta, req.tasks, req.inner, req.steps, req.norm, req.seeds
+        T, E = len(tasks), req.episodes
         env_rngs, gens = [], []
         for s in seeds:
             ss = np.random.SeedSequence(s)
@@ -87,7 +80,7 @@ class NativeAgent:
         env.set_tasks([t for t in tasks for _ in range(E)])
         params = stack(theta, T)
         algorithm = make_update(inner, params)
-        returns, successes, pl, vl = [], [], [], []
+        returns, successes, pl, vl, batches = [], [], [], [], []
         stats: dict[str, list[float]] = defaultdict(list)
         steps_total, obs_sum, obs_sq, obs_n = 0, 0.0, 0.0, 0
         with one_torch_thread():  # small MLPs: intra-op threads only fight the simulator threads
@@ -98,8 +91,11 @@ class NativeAgent:
                     successes.append(ro.success.float().mean(1))
                 steps_total += ro.env_steps
                 obs_sum, obs_sq, obs_n = obs_sum + ro.obs_sum, obs_sq + ro.obs_sq_sum, obs_n + ro.obs_count
+                batch = prepare_batch(ro, inner) if k < steps or req.record else None
+                if req.record:
+                    batches.append(batch)
                 if k < steps:
-                    p, v, s = algorithm.update(prepare_batch(ro, inner), gens)
+                    p, v, s = algorithm.update(batch, gens)
                     pl.append(p)
                     vl.append(v)
                     for key, value in s.items():
@@ -115,4 +111,5 @@ class NativeAgent:
             obs_count=obs_n,
             success=torch.stack(successes) if successes else None,
             stats={key: float(np.mean(values)) for key, values in stats.items()},
+            batches=batches if req.record else None,
         )

@@ -21,6 +21,7 @@ Faults: a worker that dies is replaced and its chunk re-run, once per call (coun
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -36,10 +37,10 @@ import numpy as np
 import torch
 
 from ..envs.family import Task
-from .agent import AdaptResult, Agent, Seed, Seeds, Tasks
-from .inner_loop import InnerLoop
+from .agent import AdaptRequest, AdaptResult, Agent
 from .networks import Params
 from .normalizer import RunningNorm
+from .update import UpdateBatch
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,16 @@ def to_torch(params: dict[str, np.ndarray]) -> Params:
     return {k: torch.from_numpy(v) for k, v in params.items()}
 
 
-#: What a worker receives per call: θ and the normaliser as arrays, tasks, inner loop, steps, episodes, seeds.
-Job = tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[Task], InnerLoop, int, int, list[Seed]]
+#: What a worker receives per call: θ and the normaliser's statistics as arrays, and the request without them.
+Job = tuple[dict[str, np.ndarray], dict[str, np.ndarray], AdaptRequest]
 
 
 def run_job(agent: Agent, norm: RunningNorm, job: Job) -> AdaptResult:
     """Run one chunk in a worker; the adapted parameters go back as arrays."""
-    theta, norm_state, tasks, inner, steps, episodes, seeds = job
+    theta, norm_state, req = job
     norm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in norm_state.items()})
     theta_t = {k: torch.from_numpy(np.array(v)) for k, v in theta.items()}  # writable copies (Ray's are read-only)
-    res = agent.adapt(theta_t, tasks, inner, steps, episodes, norm, seeds)
+    res = agent.adapt(theta_t, req.tasks, req.inner, req.steps, req.episodes, norm, req.seeds, req.record)
     res.params = [to_numpy(p) for p in res.params]  # type: ignore[misc]
     return res
 
@@ -107,7 +108,7 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class WorkerPool:
+class WorkerPool(Agent):
     """Any agent's ``adapt`` with the tasks split over a transport's workers (implements ``Agent``).
 
     Args:
@@ -118,6 +119,7 @@ class WorkerPool:
     def __init__(self, local: Agent, transport: Transport) -> None:
         self.transport = transport
         self._local = local
+        self.sb3_layout = local.sb3_layout
         self.obs_dim, self.act_dim = self._local.obs_dim, self._local.act_dim
         self.restarts = 0
 
@@ -128,18 +130,17 @@ class WorkerPool:
     def init_params(self, seed: int) -> Params:
         return self._local.init_params(seed)
 
-    def adapt(
-        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
-    ) -> AdaptResult:
-        """See :meth:`metarl.agents.agent.Agent.adapt`. A worker that dies is replaced and its tasks re-run once."""
-        t = self.transport
+    def _adapt(self, req: AdaptRequest) -> AdaptResult:
+        """A worker that dies is replaced and its tasks re-run once."""
+        t, tasks = self.transport, req.tasks
         bounds = np.linspace(0, len(tasks), min(t.workers, len(tasks)) + 1).astype(int)
         chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        theta_np = to_numpy(theta)
-        norm_np = {k: v.numpy() for k, v in norm.state_dict().items()}
+        theta_np = to_numpy(req.theta)
+        norm_np = {k: v.numpy() for k, v in req.norm.state_dict().items()}
+        bare = dataclasses.replace(req, theta={}, norm=None)  # θ and the normaliser travel as arrays
 
         def job(lo: int, hi: int) -> Job:
-            return (theta_np, norm_np, list(tasks[lo:hi]), inner, steps, episodes, list(seeds[lo:hi]))
+            return (theta_np, norm_np, bare.chunk(lo, hi))
 
         tickets = [t.submit(w, job(lo, hi)) for w, (lo, hi) in enumerate(chunks)]
         results: list[AdaptResult] = []
@@ -203,7 +204,13 @@ def merge(results: list[AdaptResult]) -> AdaptResult:
         obs_count=sum(r.obs_count for r in results),
         stats={k: float(sum(r.stats[k] * m for r, m in zip(results, n)) / total) for k in results[0].stats},
         success=None if results[0].success is None else torch.cat([r.success for r in results], dim=1),
+        batches=None if results[0].batches is None else [_cat(parts) for parts in zip(*(r.batches for r in results))],
     )
+
+
+def _cat(parts: Sequence[UpdateBatch]) -> UpdateBatch:
+    """Batches of task chunks joined along the task dimension."""
+    return UpdateBatch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(UpdateBatch)))
 
 
 def default_workers() -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .agent import AdaptResult, Agent
+from .agent import AdaptRequest, AdaptResult, Agent
 from .normalizer import RunningNorm
 from .pool import Job, WorkerDied, WorkerFailed, run_job
 
@@ -54,8 +54,8 @@ class _AdaptActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def adapt(self, theta: dict, rest: tuple) -> AdaptResult:  # θ: a top-level argument, so Ray resolves its ref
-        return run_job(self.agent, self.norm, (theta, *rest))
+    def adapt(self, theta: dict, norm: dict, req: AdaptRequest) -> AdaptResult:  # θ: top level, so Ray resolves it
+        return run_job(self.agent, self.norm, (theta, norm, req))
 
     def close(self) -> None:
         self.agent.close()
@@ -88,10 +88,10 @@ class RayTransport:
         self._theta: tuple[Any, Any] = (None, None)  # (θ arrays of the current call, their object-store ref)
 
     def submit(self, w: int, job: Job) -> Any:
-        theta, *rest = job
+        theta, norm, req = job
         if self._theta[0] is not theta:  # one copy of θ in the object store per call, shared by every actor
             self._theta = (theta, self._ray.put(theta))
-        return self._actors[w].adapt.remote(self._theta[1], tuple(rest))
+        return self._actors[w].adapt.remote(self._theta[1], norm, req)
 
     def result(self, w: int, ticket: Any) -> AdaptResult:
         ray = self._ray

@@ -62,10 +62,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from ..envs.family import TaskFamily
-from .agent import AdaptResult, Seeds, Tasks, check_layout
+from .agent import AdaptRequest, AdaptResult, Agent, check_layout
 from .inner_loop import InnerLoop
 from .networks import Params
-from .normalizer import RunningNorm
 from .vec_env import BatchVecEnv
 
 
@@ -205,7 +204,7 @@ class _Rollouts(BaseCallback):
         self.updates += 1
 
 
-class SB3Agent:
+class SB3Agent(Agent):
     """SB3 algorithms (PPO, A2C, TRPO) adapting meta-parameters task by task (implements ``Agent``).
 
     Args:
@@ -215,6 +214,8 @@ class SB3Agent:
         log_std_init: initial log standard deviation of the Gaussian policy.
         threads: threads that step the simulator copies (default: CPU cores).
     """
+
+    sb3_layout = True
 
     def __init__(
         self,
@@ -288,18 +289,14 @@ class SB3Agent:
             vec.batch.close()
         self._models.clear()
 
-    def adapt(
-        self, theta: Params, tasks: Tasks, inner: InnerLoop, steps: int, episodes: int, norm: RunningNorm, seeds: Seeds
-    ) -> AdaptResult:
-        """Adapt a copy of ``theta`` to each task with ``steps`` SB3 updates of ``episodes`` episodes each.
-
-        See :meth:`metarl.agents.agent.Agent.adapt`; ``norm`` is ignored (SB3 agents see raw observations), and
+    def _adapt(self, req: AdaptRequest) -> AdaptResult:
+        """See :meth:`metarl.agents.agent.Agent.adapt`; ``norm`` is ignored (SB3 agents see raw observations), and
         ``AdaptResult.stats`` holds SB3's own logged scalars (``sb3/...``) averaged over the tasks.
         """
-        check_layout(True, inner)
-        T, E, H = len(tasks), episodes, self.horizon
-        if len(seeds) != T:
-            raise ValueError(f"adapt got {len(seeds)} seeds for {T} tasks")
+        if req.record:
+            raise ValueError("SB3 agents cannot record their batches (SB3 consumes them inside learn())")
+        theta, tasks, inner, steps, seeds = req.theta, req.tasks, req.inner, req.steps, req.seeds
+        T, E, H = len(tasks), req.episodes, self.horizon
         model, vec, fresh = self._model(inner, E)
         expected = (steps + 1) * E * H
         params, returns, stats = [], [], []

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .advantage import gae, normalize_per_task
+from .advantage import gae, linear_baseline, normalize_per_task
 from .inner_loop import InnerLoop
 from .networks import Params, gaussian_log_prob, mlp
 from .sampler import Rollout
@@ -34,7 +34,9 @@ class UpdateBatch:
 
 
 def prepare_batch(ro: Rollout, inner: InnerLoop) -> UpdateBatch:
-    """GAE on the rollout, flattened over episodes and steps, advantages normalised per task."""
+    """GAE on the rollout (over the value net's or a linear baseline's values), flattened, normalised per task."""
+    if inner.baseline == "linear":
+        ro = dataclasses.replace(ro, values=linear_baseline(ro, inner.gamma))
     adv, ret = gae(ro, inner.gamma, inner.gae_lambda)
     T = adv.shape[0]
 
@@ -86,10 +88,14 @@ def clip_grad_per_task(params: Sequence[torch.Tensor], max_norm: float) -> None:
 
 
 class ValueFit:
-    """The value baseline fitted on each batch's returns after the policy step (vpg, trpo; as rllab does)."""
+    """The value baseline fitted on each batch's returns after the policy step (vpg, trpo; as rllab does).
+
+    With the linear baseline (``baseline="linear"``) the value net is not used and not fitted.
+    """
 
     def __init__(self, params: Params, vf: list[torch.Tensor], inner: InnerLoop) -> None:
-        self.params, self.epochs = params, inner.value_epochs
+        self.params = params
+        self.epochs = inner.value_epochs if inner.baseline == "value" else 0
         self.opt = torch.optim.Adam(vf, lr=inner.value_lr, eps=1e-5)
 
     def fit(self, batch: UpdateBatch) -> float:

@@ -1,4 +1,8 @@
-"""Vanilla policy gradient: one plain SGD step of learning rate ``inner_lr`` per batch (MAML's inner step)."""
+"""Vanilla policy gradient: one plain SGD step of learning rate ``inner_lr`` per batch (MAML's inner step).
+
+:func:`vpg_loss` is a pure function of the (stacked) parameters and a batch, so MAML (metarl/maml.py)
+differentiates through exactly the step this module takes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,13 @@ from .networks import Params
 from .update import UpdateBatch, ValueFit, clip_grad_per_task, policy_terms, split_params
 
 
+def vpg_loss(params: Params, batch: UpdateBatch, inner: InnerLoop) -> torch.Tensor:
+    """Per-task policy-gradient loss ``-mean(log π(a|s) · A) - ent_coef · H(π)``, ``(T,)``."""
+    n = batch.alive.sum(1).clamp_min(1.0)
+    logp, _, entropy = policy_terms(params, batch.obs, batch.actions)
+    return -(logp * batch.advantages).sum(1) / n - inner.ent_coef * entropy.squeeze(1)
+
+
 class VPG:
     """The policy-gradient step, then the value baseline fit (advantages use the baseline before the fit)."""
 
@@ -21,9 +32,7 @@ class VPG:
         self.value = ValueFit(params, vf, inner)
 
     def update(self, batch: UpdateBatch, gens: Sequence[torch.Generator]) -> tuple[float, float, dict[str, float]]:
-        n = batch.alive.sum(1).clamp_min(1.0)
-        logp, _, entropy = policy_terms(self.params, batch.obs, batch.actions)
-        per_task = -(logp * batch.advantages).sum(1) / n - self.c.ent_coef * entropy.squeeze(1)
+        per_task = vpg_loss(self.params, batch, self.c)
         self.opt.zero_grad()
         per_task.sum().backward()
         clip_grad_per_task(self.pi, self.c.max_grad_norm)

@@ -47,7 +47,9 @@ def _kind(pid: int) -> str:
         return "resource tracker"
     if "spawn_main" in cmd or "multiprocessing" in cmd:
         return "worker"
-    return "trainer" if "metarl.train" in cmd else "other"
+    if "metarl.train" in cmd:
+        return "trainer"
+    return "other: " + " ".join(cmd.split()[:3])[:60]  # e.g. a short-lived helper a library starts
 
 
 def _kib(pid: int, key: str, file: str) -> int:

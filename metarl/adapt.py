@@ -7,7 +7,6 @@ Prints the mean episode return before adapting and after each step; ``--json`` p
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -15,14 +14,14 @@ import time
 from pathlib import Path
 
 from .agents.inner_loop import AGENTS
-from .cli import fail
+from .cli import Parser, fail
 from .envs import FAMILIES, TaskError, get_family
 
 _fail = functools.partial(fail, "metarl.adapt")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    p = Parser(
         prog="python -m metarl.adapt",
         description="Adapt a (pretrained) meta-policy to one task and report the return after each step.",
     )

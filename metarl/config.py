@@ -16,6 +16,8 @@ from .agents.agent import AgentSpec
 from .agents.inner_loop import AGENTS, FIELDS, InnerLoop, InnerLoopError, check_used, option
 from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
+#: The outer loops (metarl/meta_learner.py).
+META_LEARNERS = ("reptile", "maml", "fomaml")
 #: Where the adapting workers run: spawned processes or Ray actors (agents/pool.py, agents/ray_transport.py).
 BACKENDS = ("processes", "ray")
 #: The version of the configuration's dict form (config.json, checkpoints); :func:`migrate` reads older ones.
@@ -57,8 +59,16 @@ class TrainConfig:
     meta_batch: int = option(10, "tasks adapted per meta-iteration")
     inner_steps: int = option(3, "inner adaptation updates K per task")
     episodes_per_step: int = option(20, "episodes collected per inner update (and per evaluation step)")
+    meta_learner: str = option(
+        "reptile",
+        "the outer loop: 'reptile' (θ moves toward the adapted parameters), 'maml' (the meta-gradient through the "
+        "inner VPG steps, TRPO outer step) or 'fomaml' (the same, first order); maml/fomaml apply their own preset "
+        "(printed at start; docs/maml.md)",
+        choices=META_LEARNERS,
+    )
     meta_step: float = option(1.0, "Reptile outer step size ε at the first iteration")
     meta_step_final: float = option(0.0, "ε at the last iteration (linear annealing)")
+    outer_kl: float = option(0.01, "maml, fomaml: the TRPO outer step's trust region (mean KL of the adapted policies)")
     inner: InnerLoop = dataclasses.field(default_factory=InnerLoop)
     adapt: InnerLoop = dataclasses.field(default_factory=InnerLoop)
     hidden: tuple[int, ...] = option((64, 64), "hidden layer widths, comma separated (e.g. 64,64)")
@@ -140,6 +150,22 @@ class TrainConfig:
         held_out = self.family.num_meta_test_tasks
         if self.eval_tasks > held_out:
             raise ConfigError(f"--eval-tasks must be at most {held_out} (the held-out tasks), got {self.eval_tasks}")
+        if self.meta_learner not in META_LEARNERS:
+            raise ConfigError(f"--meta-learner must be one of {', '.join(META_LEARNERS)}, got {self.meta_learner!r}")
+        if self.meta_learner != "reptile":
+            why = " (stable-baselines3 takes its steps inside SB3)" if self.inner.is_sb3 else ""
+            if self.inner.agent != "vpg":
+                raise ConfigError(
+                    f"--meta-learner {self.meta_learner} differentiates through VPG inner steps only: use --agent vpg "
+                    f"(got --agent {self.inner.agent}{why})"
+                )
+            if self.inner.baseline != "linear":
+                raise ConfigError(
+                    f"--meta-learner {self.meta_learner} needs advantages fitted on each batch: use --baseline linear "
+                    "(the value net would get no meta-gradient)"
+                )
+            if self.outer_kl <= 0:
+                raise ConfigError(f"--outer-kl must be positive, got {self.outer_kl}")
         if self.adapt.is_sb3 != self.inner.is_sb3:
             raise ConfigError(
                 f"--adapt-agent {self.adapt.agent} cannot adapt parameters trained by --agent {self.inner.agent}: "
@@ -192,7 +218,7 @@ class TrainConfig:
 INNER_FIELDS = FIELDS
 TOP_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("inner", "adapt"))
 #: Every flag of ``python -m metarl.train`` that sets the config, in ``--help`` order.
-FLAG_NAMES = (*TOP_FIELDS[:8], *INNER_FIELDS, *ADAPT_FLAGS, *TOP_FIELDS[8:])
+FLAG_NAMES = (*TOP_FIELDS[:10], *INNER_FIELDS, *ADAPT_FLAGS, *TOP_FIELDS[10:])
 
 #: Format-1 configurations (flat flag names) lacked the keys added after the first release; these are the
 #: values those runs had in effect (not today's defaults): one process, no randomisation, no TRPO, no Ray, the
@@ -206,8 +232,16 @@ _V1_ADDED_LATER = {
     "backend": "processes",
     "ray_address": "",
 }
-_V1_KEYS = {*TOP_FIELDS, *(k for k in INNER_FIELDS if k not in ("cg_iters", "cg_damping", "line_search_steps"))}
-_V1_KEYS |= set(ADAPT_FLAGS)
+#: Settings format 1 had no key for, at the values its code had them (constants then, options now).
+_V1_IMPLICIT = {
+    "cg_iters": 10,
+    "cg_damping": 0.1,
+    "line_search_steps": 10,
+    "baseline": "value",
+    "meta_learner": "reptile",
+    "outer_kl": 0.01,
+}
+_V1_KEYS = set(FLAG_NAMES) - set(_V1_IMPLICIT)
 
 
 def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
@@ -225,7 +259,7 @@ def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     if unknown or missing:
         what = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
         raise ConfigError(f"configuration of format 1 with {what}")
-    return TrainConfig.from_flags({**_V1_ADDED_LATER, **d}).to_dict()
+    return TrainConfig.from_flags({**_V1_ADDED_LATER, **d, **_V1_IMPLICIT}).to_dict()
 
 
 #: Per-family overrides of the defaults, printed at the start of a run.
@@ -267,11 +301,31 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(env: str, randomize: str = "") -> dict[str, Any]:
-    """The preset overrides of the family named by ``env`` (and ``randomize``)."""
+#: What ``--meta-learner maml`` / ``fomaml`` set on top of the family's preset: MAML's own protocol (Finn et al.
+#: 2017 and its reference code): one VPG inner step of learning rate 0.1 on 10 episodes per task, advantages from
+#: the linear feature baseline fitted on the batch (GAE λ = 1: returns minus baseline), no gradient clipping, 40
+#: tasks per meta-batch, and adaptation at meta-test by the same VPG step. 300 iterations are 48 M env steps, the
+#: Reptile HalfCheetah preset's budget.
+MAML_PRESET: dict[str, Any] = dict(
+    agent="vpg",
+    adapt_agent="vpg",
+    adapt_target_kl=0.0,
+    inner_lr=0.1,
+    baseline="linear",
+    gae_lambda=1.0,
+    max_grad_norm=0.0,
+    meta_batch=40,
+    episodes_per_step=10,
+    inner_steps=1,
+)
+
+
+def preset(env: str, randomize: str = "", meta_learner: str = "reptile") -> dict[str, Any]:
+    """The preset overrides of the family named by ``env`` (and ``randomize``), with MAML's for ``maml``/``fomaml``."""
     try:
         family = get_family(env, randomize)
-        return dict(PRESETS.get(family.family_name, PRESETS.get(getattr(family, "preset_name", ""), {})))
+        out = dict(PRESETS.get(family.family_name, PRESETS.get(getattr(family, "preset_name", ""), {})))
+        return {**out, **MAML_PRESET} if meta_learner in ("maml", "fomaml") else out
     except RandomizeError as e:
         raise ConfigError(str(e)) from None
 
@@ -321,7 +375,7 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
     """
     given = given_flags(args)
     env = given.get("env", TrainConfig.env)
-    overrides = preset(env, given.get("randomize", ""))
+    overrides = preset(env, given.get("randomize", ""), given.get("meta_learner", "reptile"))
     cfg = TrainConfig.from_flags({**overrides, **given})
     cfg.validate()
     try:

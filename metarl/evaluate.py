@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .agents.inner_loop import AGENTS
-from .cli import fail
+from .cli import Parser, fail
 from .envs import FAMILIES, get_family
 from .plots import plot_curves
 from .stats import bootstrap_ci, paired_difference_ci
@@ -34,8 +34,8 @@ from .stats import bootstrap_ci, paired_difference_ci
 _fail = functools.partial(fail, "metarl.evaluate")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m metarl.evaluate", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    p = Parser(prog="python -m metarl.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", required=True, help=f"task family: {', '.join(FAMILIES)}")
     for flag, text in (
         ("--checkpoint", "meta-policy to evaluate; repeat once per meta-training seed (default: the shipped one)"),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import fail
+from .cli import Parser, fail
 from .config import ConfigError, TrainConfig, add_config_arguments, given_flags, migrate, resolve
 
 _fail = functools.partial(fail, "metarl.train")
@@ -32,8 +32,8 @@ _fail = functools.partial(fail, "metarl.train")
 RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers", "backend", "ray_address")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    p = Parser(
         prog="python -m metarl.train",
         description="Meta-train a Reptile meta-policy over a task family (preset per family, printed at start). "
         "Flags not given take the family's preset, then the defaults shown.",

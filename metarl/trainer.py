@@ -1,4 +1,4 @@
-"""The meta-training loop: sample a meta-batch, adapt with the agent, move θ with Reptile, evaluate.
+"""The meta-training loop: sample a meta-batch, let the meta-learner move θ through the agent, evaluate.
 
 Every random draw of iteration ``i`` derives from ``(seed, i)`` (numpy ``SeedSequence``), so a run
 stopped after iteration ``i`` and resumed from its checkpoint ends with exactly the parameters of a
@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import reptile
 from .agents import Agent, RunningNorm
 from .agents.agent import make_adapter
 from .agents.networks import Params
@@ -24,6 +23,7 @@ from .agents.pool import default_workers
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .envs import Task
+from .meta_learner import make_meta_learner
 
 
 class DivergenceError(RuntimeError):
@@ -60,7 +60,7 @@ class EvalResult:
 
 
 class MetaTrainer:
-    """Batched Reptile around a policy-gradient agent.
+    """A meta-learner (Reptile, MAML, FO-MAML: metarl/meta_learner.py) around a policy-gradient agent.
 
     Args:
         config: the run's configuration (validated).
@@ -71,6 +71,7 @@ class MetaTrainer:
         self.config = config
         self.family = config.family
         self.agent = build_agent(config)
+        self.meta_learner = make_meta_learner(config)
         self.theta: Params = self.agent.init_params(config.seed)
         self.norm = RunningNorm(self.agent.obs_dim)
         self.iteration = 0
@@ -79,26 +80,20 @@ class MetaTrainer:
     def close(self) -> None:
         self.agent.close()
 
-    def step_size(self) -> float:
-        c = self.config
-        return reptile.linear_schedule(c.meta_step, c.meta_step_final, self.iteration, c.meta_iters)
-
     def train_iteration(self) -> dict[str, float]:
         """One meta-iteration; returns the scalars logged for it."""
         c, i = self.config, self.iteration
         t0 = time.perf_counter()
         tasks = self.family.sample_tasks(c.meta_batch, np.random.default_rng([c.seed, i, 0]))
         seeds = [(c.seed, i, 1, t) for t in range(len(tasks))]
-        res = self.agent.adapt(self.theta, tasks, c.inner, c.inner_steps, c.episodes_per_step, self.norm, seeds)
-        eps = self.step_size()
-        theta, stats = reptile.reptile_step(self.theta, res.params, eps)
+        step = self.meta_learner.step(self.agent, self.theta, tasks, seeds, self.norm, i)
+        res, theta = step.result, step.theta
         metrics = {
             "adapt/return_pre": float(res.returns[0].mean()),
             "adapt/return_post": float(res.returns[-1].mean()),
             "loss/policy": res.policy_loss,
             "loss/value": res.value_loss,
-            "meta/update_norm": stats.update_norm,
-            "meta/adapted_distance": stats.adapted_distance,
+            **step.metrics,
             "meta/worker_restarts": float(getattr(self.agent, "restarts", 0)),  # dead workers replaced so far
             **res.stats,
         }
@@ -115,7 +110,6 @@ class MetaTrainer:
         seconds = time.perf_counter() - t0
         metrics.update(
             {
-                "meta/step_size": eps,
                 "meta/policy_std": float(self.theta["log_std"].exp().mean()),
                 "time/env_steps_per_s": res.env_steps / seconds,
                 "time/env_steps_total": float(self.env_steps),

@@ -103,6 +103,9 @@ def _summary(name: str, returns: np.ndarray, sources: list[str], args: argparse.
     }
 
 
+_LEARNER_NAMES = {"reptile": "Reptile", "maml": "MAML", "fomaml": "FO-MAML"}
+
+
 def _load(args: argparse.Namespace, family: Any) -> tuple[list[Any], list[Any]]:
     """The meta-policies and multi-task baselines, with the ``--agent``/``--inner-lr``/``--target-kl`` overrides."""
     from .policy import MetaPolicy
@@ -256,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         return np.stack(rows)
 
     results: list[dict[str, Any]] = []
+    learners = sorted({m.config.meta_learner for m in metas})
+    meta_name = f"meta-policy ({', '.join(_LEARNER_NAMES.get(x, x) for x in learners)})"
     groups = [
-        ("meta-policy (Reptile)", metas),
+        (meta_name, metas),
         ("multi-task baseline", multis),
         ("random init", _random_inits(reference, args.random_seeds)),
     ]
@@ -273,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
 
     comparisons = []  # the meta-policy minus each baseline, paired over the shared tasks
     for name in ("multi-task baseline", "random init"):
-        if "meta-policy (Reptile)" in curves and name in curves:
-            d, lo, hi = paired_difference_ci(curves["meta-policy (Reptile)"], curves[name], args.bootstrap, args.seed)
+        if meta_name in curves and name in curves:
+            d, lo, hi = paired_difference_ci(curves[meta_name], curves[name], args.bootstrap, args.seed)
             comparisons.append(
                 {"baseline": name, "difference": d.tolist(), "ci95_low": lo.tolist(), "ci95_high": hi.tolist()}
             )

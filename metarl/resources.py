@@ -13,20 +13,30 @@ nothing written) for
 
 The estimate (:func:`estimate`), in bytes, with ``W`` processes that adapt (the workers, or the trainer
 itself with ``--workers 1``), ``B`` = meta-batch, ``V`` = evaluation tasks, ``E`` = episodes per step,
-``H`` = horizon, ``K`` = inner steps (``K_eval`` = evaluation steps), ``od`` / ``ad`` = observation / action
-sizes::
+``H`` = horizon, ``od`` / ``ad`` = observation / action sizes, ``h`` = the sum of the hidden widths::
 
-    trainer + W × ADAPTING_PROCESS_BYTES                       (processes, measured: see below)
-    + (W·⌈B/W⌉ + W·⌈V/W⌉) × E × copy_bytes                    (env copies: each process keeps its batched
-                                                               envs of both sizes, training and evaluation)
-    + max(B·(K+1), V·(K_eval+1)) × E × H × (od + ad + 8) × 4   (rollout buffers, float32: obs, action and
-                                                               8 per-step scalars, K+1 rollouts per task)
-    + 4 × (B + V) × params × 4                                  (adapted parameters, pickled and merged)
+    TRAINER_BYTES + W × WORKER_BYTES   (or SOLO_BYTES when W = 1)          processes, measured
+    + (W·⌈B/W⌉ + W·⌈V/W⌉) × E × copy_bytes                                env copies (each process keeps
+                                                                          its training and evaluation envs)
+    + max over the two phases of  tasks × E × H × step_bytes(algorithm, K)  rollouts and the update's graph
+    + PARAM_COPIES × (B + V) × parameters × 4                             adapted parameters in flight
+
+    step_bytes(algorithm, K) = 4 × (od + ad + SCALARS_PER_STEP + GRAPH_FLOATS[algorithm] × h) × (1 + 0.15·K)
+
+with the training phase's tasks ``B``, algorithm ``--agent`` and ``K = --inner-steps``, the evaluation's ``V``,
+``--adapt-agent`` and ``--eval-steps``. Measured with ``python benchmarks/adapt_memory.py`` (one ``adapt``
+call in a fresh process, HalfCheetahVel, 64×64 MLPs, 100 and 400 copies, peak RSS): a PPO step costs 1.6 KB
+of memory per env step, a TRPO step 7.4 KB (its Fisher-vector products keep a double-backward graph over the
+whole batch), and three TRPO steps peaked 11 % above one (allocator fragmentation), hence the factor in ``K``.
 
 ``copy_bytes`` is read off the family's MuJoCo model: an ``MjData`` is resident for about its model's
 ``nbuffer`` (measured: 482 KB per HalfCheetah copy for an ``nbuffer`` of 525 KB, 506 KB per Ant copy for
 531 KB), twice that when each copy steps its own ``MjModel`` (the randomised-dynamics families: 1.10 MB
 per Hopper copy for 519 KB); families without a MuJoCo model (Navigation2D, Pendulum) measured 1-2 KB.
+
+Check of the whole: a default ``python -m metarl.train --env HalfCheetahVel`` (2 workers, PPO training, TRPO
+evaluation of 40 tasks) peaked at 3216 MiB of summed RSS (``python benchmarks/footprint.py --json``), estimated
+3.6 GiB; ``tests/test_faults.py`` runs smaller cases and checks measured ≤ estimate.
 """
 
 from __future__ import annotations
@@ -41,22 +51,31 @@ from .envs import TaskFamily
 
 MIB = 2**20
 #: Peak RSS of the trainer when workers adapt (imports of torch, MuJoCo, Gymnasium, TensorBoard, its local agent),
-#: with multiprocessing's resource tracker: 299 + 13 + 10 MiB measured with
-#: ``python benchmarks/footprint.py --env Navigation2D --workers 2 --json``; rounded up.
+#: with multiprocessing's resource tracker: 304 + 13 + 11 MiB measured with ``python benchmarks/footprint.py
+#: --env HalfCheetahVel --json`` (299 + 13 + 10 with ``--env Navigation2D --workers 2``); rounded up.
 TRAINER_BYTES = 340 * MIB
-#: Peak RSS of one process that adapts (a worker, or the trainer with ``--workers 1``) beyond its env copies
-#: and rollout buffers: imports, agent, optimiser and update temporaries, allocator slack. Measured 417 MiB
-#: (the largest worker of the run above) and 481 MiB (``--workers 1``: the trainer adapting itself, its
-#: TensorBoard writer included); rounded up.
-ADAPTING_PROCESS_BYTES = 480 * MIB
+#: Peak RSS of one worker beyond its env copies and rollouts: imports and agent (271 MiB measured before the
+#: first adaptation), the update's fixed part (~90 MiB); 417 MiB measured for a Navigation2D worker, whose
+#: copies and rollouts are small (``footprint.py --env Navigation2D --workers 2``); rounded up.
+WORKER_BYTES = 440 * MIB
+#: The same for ``--workers 1``, the trainer adapting in its own process: 481 MiB measured
+#: (``footprint.py --env Navigation2D --workers 1``); rounded up.
+SOLO_BYTES = 520 * MIB
 #: Per env copy besides the MuJoCo buffers (the batched env's arrays, Python objects); measured 1.1 KB
 #: (Navigation2D) and 1.8 KB (PendulumRandParams) per copy; rounded up.
 COPY_OVERHEAD_BYTES = 16 * 1024
 #: Slack on the MuJoCo part of a copy (482 KB measured for 525 + 14 KB of model and data buffers: below 1).
 MUJOCO_COPY_FACTOR = 1.1
-#: float32 scalars per env step of a rollout besides the observation and the action: log-probability,
-#: reward, value, alive and terminated flags (collect), advantage, return, normalised advantage (update).
+#: float32 values per env step of a rollout besides the observation and the action: log-probability, reward,
+#: value, alive and terminated flags (collect), advantage, return, normalised advantage (update).
 SCALARS_PER_STEP = 8
+#: float32 values per env step and hidden unit that an inner step's autograd graph holds, per algorithm.
+#: Fitted to the measurements above (PPO 1.6 KB and TRPO 7.4 KB per env step with 128 hidden units: 2.6 and
+#: 13 per unit), rounded up; the SB3 agents are not measured and take TRPO's.
+GRAPH_FLOATS = {"vpg": 4, "ppo": 4, "trpo": 16}
+GRAPH_FLOATS_DEFAULT = 16
+#: Growth of the peak per inner step (allocator fragmentation): TRPO's peak grew 11 % from one step to three.
+PER_STEP_GROWTH = 0.15
 #: Copies of the adapted parameters in flight per task (worker tensors, pickle, received arrays, merged tensors).
 PARAM_COPIES = 4
 
@@ -134,16 +153,23 @@ def _family_sizes(cfg: TrainConfig) -> tuple[int, int, int, int]:
     return od, ad, int(family.horizon), copy_bytes
 
 
+def _step_bytes(agent: str, steps: int, od: int, ad: int, hidden: tuple[int, ...]) -> float:
+    """Peak bytes per env step of one adaptation by ``agent`` with ``steps`` inner steps (module formula)."""
+    floats = od + ad + SCALARS_PER_STEP + GRAPH_FLOATS.get(agent, GRAPH_FLOATS_DEFAULT) * sum(hidden)
+    return 4 * floats * (1 + PER_STEP_GROWTH * steps)
+
+
 def estimate(cfg: TrainConfig) -> Estimate:
     """The peak memory a ``processes`` run of ``cfg`` needs (see the module's formula)."""
     w = max(1, effective_workers(cfg))
     od, ad, horizon, copy_bytes = _family_sizes(cfg)
-    e = cfg.episodes_per_step
-    processes = ADAPTING_PROCESS_BYTES if w == 1 else TRAINER_BYTES + w * ADAPTING_PROCESS_BYTES
+    e, hidden = cfg.episodes_per_step, tuple(cfg.hidden)
+    processes = SOLO_BYTES if w == 1 else TRAINER_BYTES + w * WORKER_BYTES
     copies = (w * math.ceil(cfg.meta_batch / w) + w * math.ceil(cfg.eval_tasks / w)) * e * copy_bytes
-    rollouts = max(cfg.meta_batch * (cfg.inner_steps + 1), cfg.eval_tasks * (cfg.eval_steps + 1))
-    buffers = rollouts * e * horizon * (od + ad + SCALARS_PER_STEP) * 4
-    n_params = sum(v.numel() for v in init_params(od, ad, cfg.hidden, cfg.log_std_init, 0).values())
+    train = cfg.meta_batch * _step_bytes(cfg.inner.agent, cfg.inner_steps, od, ad, hidden)
+    evaluation = cfg.eval_tasks * _step_bytes(cfg.adapt.agent, cfg.eval_steps, od, ad, hidden)
+    buffers = int(max(train, evaluation) * e * horizon)
+    n_params = sum(v.numel() for v in init_params(od, ad, hidden, cfg.log_std_init, 0).values())
     params = PARAM_COPIES * (cfg.meta_batch + cfg.eval_tasks) * n_params * 4
     return Estimate(w, processes, copies, copy_bytes, buffers, params)
 
@@ -183,7 +209,7 @@ def check_resources(cfg: TrainConfig, memory: int | None = None) -> Estimate | N
         raise ResourceError(
             f"this run needs about {_gib(est.total)} of memory ({_gib(est.processes)} for {est.workers} "
             f"process{'es' if est.workers > 1 else ''}, {_gib(est.copies)} for env copies, {_gib(est.buffers)} for "
-            f"rollout buffers) and {_gib(memory)} is available; lower --meta-batch ({cfg.meta_batch}), "
+            f"rollouts and updates) and {_gib(memory)} is available; lower --meta-batch ({cfg.meta_batch}), "
             f"--episodes-per-step ({cfg.episodes_per_step}), --eval-tasks ({cfg.eval_tasks}) or --workers"
         )
     return est

@@ -1,6 +1,7 @@
 """Faults provoked for real: SIGKILL at chosen moments, signals, crafted and damaged checkpoints,
 divergence, bad command lines, unstable physics. Runs use the cheap Navigation2D family."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -658,20 +659,19 @@ def test_resuming_with_more_workers_than_cpus_is_refused_and_changes_nothing(fin
 def test_a_run_the_memory_check_accepts_fits_in_its_estimate(env, workers, flags):
     import importlib.util
 
-    from metarl.config import TrainConfig
-    from metarl.resources import estimate
+    from metarl.config import resolve
+    from metarl.resources import check_resources
+    from metarl.train import build_parser
 
     spec = importlib.util.spec_from_file_location("footprint", ROOT / "benchmarks" / "footprint.py")
     footprint = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(footprint)
     flags = [*flags, "--inner-steps", "1", "--eval-steps", "1"]
-    measured = footprint.measure(env, 1, None, workers, flags)
-    cfg = TrainConfig.from_flags(
-        {"env": env, "meta_iters": 1, "meta_batch": 4, "eval_tasks": 4, "inner_steps": 1, "eval_steps": 1}
-        | {"episodes_per_step": int(flags[3]), "workers": workers, "eval_every": 1}
-    )
+    cfg, _ = resolve(build_parser().parse_args(["--env", env, "--meta-iters", "1", "--eval-every", "1", *flags]))
+    estimate = check_resources(dataclasses.replace(cfg, workers=workers))  # accepted
+    measured = footprint.measure(env, 1, None, workers, flags)  # the same run, peak RSS summed over its processes
     assert measured["processes_at_most"] >= workers
-    assert measured["peak_rss_mib"] * 2**20 <= estimate(cfg).total, (measured, estimate(cfg))
+    assert measured["peak_rss_mib"] * 2**20 <= estimate.total, (measured, estimate)
 
 
 # Each command writes its file twice; the second write is killed by SIGKILL at the worst moment, when the new

@@ -197,8 +197,9 @@ def check_resources(cfg: TrainConfig, memory: int | None = None) -> Estimate | N
         )
     if cfg.workers > tasks:
         raise ResourceError(
-            f"--workers {cfg.workers} is above the {tasks} tasks an adaptation call gets (the larger of --meta-batch "
-            f"{cfg.meta_batch} and --eval-tasks {cfg.eval_tasks}): the extra workers would have nothing to do; "
+            f"--workers {cfg.workers} is above the {tasks} task{'s' if tasks != 1 else ''} an adaptation call gets "
+            f"(the larger of --meta-batch {cfg.meta_batch} and --eval-tasks {cfg.eval_tasks}): the extra workers "
+            "would have nothing to do; "
             f"use --workers {min(tasks, cpus) if local else tasks} or fewer (0: one per CPU)"
         )
     if cfg.backend != "processes":  # Ray actors' memory is Ray's to schedule

@@ -272,10 +272,10 @@ class MetaPolicy(_GaussianPolicy):
             raise ValueError("steps must be >= 0 and episodes_per_step > 0")
         # one task: in this process (no worker start-up); many: worker processes, as in training, but never more
         # than the tasks or the CPUs here (the checkpoint may come from a larger machine; results are the same)
-        config = self.config
-        if config.backend == "processes":
-            workers = min(effective_workers(config), available_cpus(), len(tasks))
-            config = dataclasses.replace(config, workers=max(workers, 1))
+        workers = 1 if len(tasks) == 1 else self.config.workers
+        if self.config.backend == "processes":
+            workers = max(1, min(effective_workers(self.config), available_cpus(), len(tasks)))
+        config = dataclasses.replace(self.config, workers=workers)
         agent = build_agent(config)
         try:
             res = agent.adapt(self.theta, list(tasks), config.adapt, steps, episodes_per_step, self.norm, seeds)

@@ -8,7 +8,9 @@ Faults (docs/robustness.md): every file is written atomically, so a process kill
 leaves a run that ``--resume`` continues, losing at most the iteration in progress. SIGINT/SIGTERM
 finish the iteration, checkpoint and exit 130/143 (a second one stops at once, keeping the last
 checkpoint). Divergence (NaN/inf) and simulator faults stop the run with exit status 1 and keep the
-last good checkpoint. Bad input is a one-line error with exit status 2 and changes no file.
+last good checkpoint. Bad input is a one-line error with exit status 2 and changes no file, and so are a
+run folder that another process holds (metarl/lock.py), more --workers than CPUs or tasks, and a run whose
+memory estimate exceeds the memory available (metarl/resources.py): all checked before anything starts.
 """
 
 from __future__ import annotations

@@ -51,8 +51,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -349,9 +348,9 @@ def save_zip(
     inner: InnerLoop,
     hidden: Sequence[int],
     log_std_init: float,
-    path: str | os.PathLike[str],
+    file: str | os.PathLike[str] | BinaryIO,
     n_envs: int = 1,
-) -> Path:
+) -> None:
     """Write ``theta`` as a plain SB3 model file (``model.save``), loadable with ``PPO.load`` etc.
 
     The file holds the policy with ``theta``, a fresh optimiser, the family's spaces and ``inner``'s
@@ -365,18 +364,13 @@ def save_zip(
         inner: the SB3 inner loop (algorithm and hyper-parameters) saved with the model.
         hidden: hidden layer widths of the policy.
         log_std_init: initial log standard deviation (SB3's constructor needs it; ``theta`` sets it).
-        path: the ``.zip`` to write (SB3 appends ``.zip`` if missing).
+        file: a binary file object to write the zip into (``metarl.export`` passes its atomic writer's
+            temporary file), or a path (SB3 appends ``.zip`` if missing).
         n_envs: episodes per update the saved hyper-parameters are sized for.
-
-    Returns:
-        The path written.
     """
     agent = SB3Agent(family, inner, tuple(hidden), log_std_init, threads=1)
     model = agent.build(theta, n_envs=n_envs)
-    path = Path(path)
-    if path.suffix != ".zip":
-        path = path.with_name(path.name + ".zip")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    model.env.batch.close()  # type: ignore[union-attr]
-    return path
+    try:
+        model.save(file)
+    finally:
+        model.env.batch.close()  # type: ignore[union-attr]

@@ -4,9 +4,12 @@ Starts ``python -m metarl.train --env ENV`` with the family's preset (default wo
 ``--eval-every 1``, so the run goes through the evaluation at iteration 0, training iterations and the
 evaluation after each; polls the process tree every 0.1 s and prints the most processes seen at once
 (by kind: the trainer, adaptation workers, Python's multiprocessing resource tracker) and the peak summed
-resident (RSS) and proportional (PSS: shared pages split between the processes sharing them) memory.
+resident (RSS) and proportional (PSS: shared pages split between the processes sharing them) memory, and
+the peak RSS of the largest single process of each kind (``--json``: ``peak_rss_mib_by_kind``), the measure
+behind ``metarl/resources.py``'s per-process constants.
 
     python benchmarks/footprint.py --env HalfCheetahVel --meta-iters 1
+    python benchmarks/footprint.py --env Navigation2D --workers 2 --json   # metarl/resources.py's constants
     python benchmarks/footprint.py --pythonpath /tmp/oldpkg   # another checkout's metarl, same run
 
 ``--pythonpath`` puts a folder holding another ``metarl`` package first on the path, to measure an older
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -62,10 +66,14 @@ def _kib(pid: int, key: str, file: str) -> int:
     return 0
 
 
-def measure(env: str, meta_iters: int, pythonpath: str | None) -> dict[str, object]:
+def measure(
+    env: str, meta_iters: int, pythonpath: str | None, workers: int | None = None, flags: Sequence[str] = ()
+) -> dict[str, object]:
+    """Run ``metarl.train`` (``--eval-every 1``, then ``flags``) and report its processes and peak memory."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "metarl.train", "--env", env, "--meta-iters", str(meta_iters)]
-        cmd += ["--eval-every", "1", "--quiet", "--run-dir", str(Path(tmp) / "run")]
+        cmd += [] if workers is None else ["--workers", str(workers)]
+        cmd += ["--eval-every", "1", "--quiet", "--run-dir", str(Path(tmp) / "run"), *flags]
         environ = dict(os.environ)
         if pythonpath:
             environ["PYTHONPATH"] = pythonpath
@@ -73,11 +81,13 @@ def measure(env: str, meta_iters: int, pythonpath: str | None) -> dict[str, obje
         proc = subprocess.Popen(cmd, cwd=tmp, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         most: dict[str, int] = {}
         peak_rss = peak_pss = 0
+        largest: dict[str, int] = {}  # kind -> peak RSS (KiB) of its largest process
         while proc.poll() is None:
             pids = _tree(proc.pid)
             kinds: dict[str, int] = {}
             for p in pids:
                 kinds[_kind(p)] = kinds.get(_kind(p), 0) + 1
+                largest[_kind(p)] = max(largest.get(_kind(p), 0), _kib(p, "VmRSS:", "status"))
             if sum(kinds.values()) > sum(most.values()):
                 most = kinds
             peak_rss = max(peak_rss, sum(_kib(p, "VmRSS:", "status") for p in pids))
@@ -92,6 +102,7 @@ def measure(env: str, meta_iters: int, pythonpath: str | None) -> dict[str, obje
             "processes_by_kind": most,
             "peak_rss_mib": round(peak_rss / 1024),
             "peak_pss_mib": round(peak_pss / 1024),
+            "peak_rss_mib_by_kind": {k: round(v / 1024) for k, v in largest.items() if k != "gone"},
             "seconds": round(time.monotonic() - t0, 1),
         }
 
@@ -101,10 +112,11 @@ def main() -> int:
     p.add_argument("--env", default="HalfCheetahVel")
     p.add_argument("--meta-iters", type=int, default=1, help="training iterations (evaluated after each)")
     p.add_argument("--pythonpath", action="append", default=[], help="measure the metarl found here too")
+    p.add_argument("--workers", type=int, default=None, help="--workers of the run (default: the run's default)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    rows = [measure(args.env, args.meta_iters, None)] + [
-        measure(args.env, args.meta_iters, pp) for pp in args.pythonpath
+    rows = [measure(args.env, args.meta_iters, None, args.workers)] + [
+        measure(args.env, args.meta_iters, pp, args.workers) for pp in args.pythonpath
     ]
     if args.json:
         print(json.dumps(rows))

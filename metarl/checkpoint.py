@@ -7,6 +7,9 @@ Each checkpoint carries a SHA-256 ``checksum`` of its content: torch's zip reade
 data records, so without it a flipped byte inside a tensor would load silently (measured). Loading
 checks the checksum (when present: older format-1 files have none), the format version, the keys,
 and that every parameter is finite; the configuration of an older format is migrated explicitly.
+Each checkpoint records the versions of metarl, torch, MuJoCo, Gymnasium, numpy and Python and the platform
+that wrote it; loading one written by others prints one warning line (once per process), since bit-exact
+results hold per platform and versions.
 """
 
 from __future__ import annotations
@@ -15,16 +18,21 @@ import hashlib
 import json
 import os
 import pickle
+import platform
 import re
+import sys
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 #: 2: the configuration holds its two inner loops (``inner``, ``adapt``) as objects (metarl.config.migrate).
+#: The optional ``versions`` key (added within format 2: older files lack it, and an older metarl of format 2
+#: reads newer files, ignoring it) records the versions that wrote the file.
 FORMAT_VERSION = 2
 
 
@@ -60,8 +68,15 @@ def checksum(state: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    """Write through ``write(file)`` into a temporary file, fsync it, rename it over ``path``, fsync the folder."""
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Replace ``path`` atomically with what ``write(file)`` writes into a binary file object.
+
+    The one atomic writer of metarl (checkpoints, config.json, results.json, plots, SB3 zips, adapted
+    policies): a temporary file in the same folder, fsync, rename over ``path``, fsync of the folder. A
+    process killed at any moment leaves the old file or the new one, never a mix, plus at most a
+    temporary ``.NAME.XXXXXXXX.tmp`` (:func:`remove_stale_temporaries`). Returns ``path``.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -82,18 +97,67 @@ def _write_atomic(path: Path, write: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return path
+
+
+def versions() -> dict[str, str]:
+    """The versions and platform this process computes with; every checkpoint records those that made it.
+
+    Results are bit-identical for the same versions on the same platform (tested); other versions of these
+    packages may round differently, so a resumed run or an adaptation may then differ in the last bits.
+    """
+    import gymnasium
+    import mujoco
+    import numpy
+
+    from . import __version__
+
+    return {
+        "metarl": __version__,
+        "torch": str(torch.__version__),
+        "mujoco": str(mujoco.__version__),
+        "gymnasium": str(gymnasium.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()}-{platform.machine()}",
+    }
+
+
+#: Version differences already reported by :func:`load_checkpoint` in this process (each is reported once).
+_REPORTED: set[tuple[tuple[str, str], ...]] = set()
+
+
+def _check_versions(path: Path, saved: Any) -> None:
+    """Print one warning line (once per process and difference) if ``saved`` differs from :func:`versions`."""
+    if not isinstance(saved, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in saved.items()):
+        raise CheckpointError(f"{path}: not a metarl checkpoint ('versions' is not a mapping of names to versions)")
+    now = versions()
+    differ = tuple(sorted((k, v) for k, v in saved.items() if k in now and now[k] != v))
+    if not differ or differ in _REPORTED:
+        return
+    _REPORTED.add(differ)
+    then = ", ".join(f"{k} {v}" for k, v in differ)
+    here = ", ".join(f"{k} {now[k]}" for k, _ in differ)
+    print(
+        f"metarl: warning: {path} was saved with {then} (this process: {here}); it loads, but results reproduce "
+        "bit for bit only with the same versions on the same platform",
+        file=sys.stderr,
+    )
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Atomically write ``state`` (plus ``format_version`` and ``checksum``) to ``path``."""
-    state = {"format_version": FORMAT_VERSION, **state}
+    """Atomically write ``state`` (plus ``format_version``, ``versions`` and ``checksum``) to ``path``.
+
+    ``versions`` (:func:`versions`) records what made the checkpoint; a ``versions`` key in ``state`` is kept.
+    """
+    state = {"format_version": FORMAT_VERSION, "versions": versions(), **state}
     state["checksum"] = checksum(state)
-    _write_atomic(Path(path), lambda f: torch.save(state, f))
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Atomically replace the text file ``path`` (a crash leaves the old or the new content)."""
-    _write_atomic(Path(path), lambda f: f.write(text.encode()))
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 #: Temporary files that a process killed in the middle of a write leaves behind.
@@ -159,6 +223,8 @@ def load_checkpoint(path: str | os.PathLike[str], family: str | None = None) -> 
             raise CheckpointError(f"{path}: not a metarl checkpoint (missing {key!r})")
     if "checksum" in state and state["checksum"] != checksum(state):
         raise CheckpointError(f"{path}: corrupted checkpoint (checksum mismatch: its bytes changed after it was saved)")
+    if "versions" in state:  # optional: checkpoints written before it was recorded have none
+        _check_versions(path, state["versions"])
     theta = state["theta"]
     if not isinstance(theta, dict) or not theta or not all(isinstance(v, torch.Tensor) for v in theta.values()):
         raise CheckpointError(f"{path}: not a metarl checkpoint ('theta' is not a set of named tensors)")

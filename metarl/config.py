@@ -83,8 +83,10 @@ class TrainConfig:
     )
     workers: int = option(
         0,
-        "worker processes adapting the meta-batch's tasks in parallel (0: one per CPU core; "
-        "1: in this process); results are identical for any number",
+        "worker processes adapting the meta-batch's tasks in parallel (0: one per CPU core, at most one per task; "
+        "1: in this process); results are identical for any number. More than the CPUs available or than the "
+        "larger of --meta-batch and --eval-tasks is refused before anything starts, as is a run whose memory "
+        "estimate exceeds the memory available (docs/usage.md)",
     )
     threads: int = option(0, "threads stepping the simulator in each worker (0: all cores with --workers 1, else 1)")
     backend: str = option(

@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from .agents.inner_loop import AGENTS
+from .checkpoint import write_text_atomic
 from .cli import Parser, fail
 from .envs import FAMILIES, get_family
+from .lock import FolderInUse, FolderLock
 from .plots import plot_curves
 from .stats import bootstrap_ci, paired_difference_ci
 
@@ -233,9 +235,31 @@ def main(argv: list[str] | None = None) -> int:
         tasks = family.sample_tasks(args.tasks, np.random.default_rng([args.seed, 7]))
     else:
         tasks = family.meta_test_tasks()[: args.tasks]
-    seeds = [(args.seed, j) for j in range(len(tasks))]
     out = args.out or Path("runs") / f"eval__{family.family_name}__{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # one writer per folder: a training run or another evaluation there is refused (metarl/lock.py)
+        lock = FolderLock(out, "--out").acquire()
+    except FolderInUse as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"cannot create --out {out} ({e.strerror or e}); choose another --out")
+    with lock:
+        return _evaluate(args, argv, family, metas, multis, tasks, steps, episodes, out)
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    family: Any,
+    metas: list[Any],
+    multis: list[Any],
+    tasks: list[Any],
+    steps: int,
+    episodes: int,
+    out: Path,
+) -> int:
+    """Adapt every policy, write results.json, curves.png and TensorBoard scalars to ``out`` (locked)."""
+    reference = metas[0]
+    seeds = [(args.seed, j) for j in range(len(tasks))]
     print(
         f"metarl.evaluate: {family.family_name}, {len(tasks)} {args.task_set} tasks, k = 0..{steps}, "
         f"{episodes} episodes per step, evaluation seed {args.seed}; writing {out}"
@@ -304,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "oracle": oracle,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(doc, indent=1) + "\n")
     plot_curves(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} {args.task_set} tasks")
     _write_tensorboard(out, results, oracle)
     _print_table(results, comparisons, oracle, steps)

@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoint import write_atomic
+
 
 def plot_curves(path: Path, curves: list[dict[str, Any]], oracle: dict[str, Any] | None, title: str) -> None:
+    """Write the adaptation curves (means with 95 % bands, the oracle's line) as a PNG, atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,5 +32,7 @@ def plot_curves(path: Path, curves: list[dict[str, Any]], oracle: dict[str, Any]
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, dpi=120, format="png"))
+    finally:
+        plt.close(fig)

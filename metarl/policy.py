@@ -262,6 +262,7 @@ class MetaPolicy(_GaussianPolicy):
             episodes_per_step: episodes per step (default: the run's ``episodes_per_step``).
             seeds: one seed per task (default: ``0, 1, ...``).
         """
+        from .resources import available_cpus, effective_workers
         from .trainer import build_agent
 
         steps = self.config.eval_steps if steps is None else steps
@@ -269,8 +270,12 @@ class MetaPolicy(_GaussianPolicy):
         seeds = list(range(len(tasks))) if seeds is None else list(seeds)
         if steps < 0 or episodes_per_step <= 0:
             raise ValueError("steps must be >= 0 and episodes_per_step > 0")
-        # one task: in this process (no worker start-up); many: worker processes, as in training
-        config = dataclasses.replace(self.config, workers=1) if len(tasks) == 1 else self.config
+        # one task: in this process (no worker start-up); many: worker processes, as in training, but never more
+        # than the tasks or the CPUs here (the checkpoint may come from a larger machine; results are the same)
+        workers = 1 if len(tasks) == 1 else self.config.workers
+        if self.config.backend == "processes":
+            workers = max(1, min(effective_workers(self.config), available_cpus(), len(tasks)))
+        config = dataclasses.replace(self.config, workers=workers)
         agent = build_agent(config)
         try:
             res = agent.adapt(self.theta, list(tasks), config.adapt, steps, episodes_per_step, self.norm, seeds)

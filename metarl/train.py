@@ -8,7 +8,9 @@ Faults (docs/robustness.md): every file is written atomically, so a process kill
 leaves a run that ``--resume`` continues, losing at most the iteration in progress. SIGINT/SIGTERM
 finish the iteration, checkpoint and exit 130/143 (a second one stops at once, keeping the last
 checkpoint). Divergence (NaN/inf) and simulator faults stop the run with exit status 1 and keep the
-last good checkpoint. Bad input is a one-line error with exit status 2 and changes no file.
+last good checkpoint. Bad input is a one-line error with exit status 2 and changes no file, and so are a
+run folder that another process holds (metarl/lock.py), more --workers than CPUs or tasks, and a run whose
+memory estimate exceeds the memory available (metarl/resources.py): all checked before anything starts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import Parser, fail
 from .config import ConfigError, TrainConfig, add_config_arguments, given_flags, migrate, resolve
+from .lock import FolderInUse, FolderLock
+from .resources import check_resources
 
 _fail = functools.partial(fail, "metarl.train")
 
@@ -63,13 +67,18 @@ def _new_run(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], Pat
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / f"{cfg.family_name}__{cfg.inner.agent}__s{cfg.seed}__{stamp}"
+    _check_free(run_dir)
+    return cfg, overrides, run_dir
+
+
+def _check_free(run_dir: Path) -> None:
+    """Refuse a ``--run-dir`` that is a file or holds a run."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
     if (run_dir / "config.json").exists() or (run_dir / "checkpoints").exists():
         raise ConfigError(
             f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir"
         )
-    return cfg, overrides, run_dir
 
 
 def _resume_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, Any]]:
@@ -103,30 +112,50 @@ def _resume_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, 
     return cfg, run_dir, state
 
 
+def _prepare(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, Any] | None, dict[str, Any]]:
+    """The run's configuration, folder, checkpoint (None: a new run) and preset; raises on bad input."""
+    if args.resume is not None:
+        if args.run_dir is not None:
+            raise ConfigError("give either --resume RUN_DIR or --run-dir, not both")
+        cfg, run_dir, state = _resume_run(args)
+        return cfg, run_dir, state, {}
+    cfg, overrides, run_dir = _new_run(args)
+    return cfg, run_dir, None, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.resume is not None:
-            if args.run_dir is not None:
-                raise ConfigError("give either --resume RUN_DIR or --run-dir, not both")
-            cfg, run_dir, state = _resume_run(args)
-            overrides: dict[str, Any] = {}
-        else:
-            cfg, overrides, run_dir = _new_run(args)
-            state = None
-    except (ConfigError, CheckpointError) as e:
+        # Everything that can refuse the request runs before anything is written or started: the flags, the
+        # run folder, the checkpoint, then CPUs and memory (metarl/resources.py).
+        cfg, run_dir, state, overrides = _prepare(args)
+        if state is not None and state.get("iteration") == cfg.meta_iters:
+            print(
+                f"metarl.train: {run_dir} is complete ({cfg.meta_iters} iterations); nothing to do. "
+                f"To train further: --resume {run_dir} --meta-iters N with N > {cfg.meta_iters}"
+            )
+            return 0
+        check_resources(cfg)
+        lock = FolderLock(run_dir, "--run-dir" if state is None else "").acquire()
+    except (ConfigError, CheckpointError, FolderInUse) as e:
         return _fail(str(e))
     except KeyError as e:
         return _fail(str(e.args[0]))
-    if state is not None and state.get("iteration") == cfg.meta_iters:
-        print(
-            f"metarl.train: {run_dir} is complete ({cfg.meta_iters} iterations); nothing to do. "
-            f"To train further: --resume {run_dir} --meta-iters N with N > {cfg.meta_iters}"
-        )
-        return 0
-    from .runner import run
+    except OSError as e:  # the folder cannot be created or read
+        return _fail(f"cannot use {e.filename or 'the run folder'} ({e.strerror or e}); choose another --run-dir")
+    with lock:  # one writer per run folder until this process ends (the kernel releases it on a crash)
+        try:  # again under the lock: another process may have started or extended the run meanwhile
+            if state is None:
+                _check_free(run_dir)
+            else:
+                cfg, run_dir, state = _resume_run(args)
+        except (ConfigError, CheckpointError) as e:
+            return _fail(str(e))
+        if state is not None and state.get("iteration") == cfg.meta_iters:
+            return _fail(f"{run_dir} was completed by another process meanwhile ({cfg.meta_iters} iterations)")
+        from .runner import run
 
-    return run(cfg, run_dir, state, overrides, quiet=args.quiet)
+        return run(cfg, run_dir, state, overrides, quiet=args.quiet)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import torch
 from .agents import Agent, RunningNorm
 from .agents.agent import make_adapter
 from .agents.networks import Params
-from .agents.pool import default_workers
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .envs import Task
 from .meta_learner import make_meta_learner
+from .resources import effective_workers
 
 
 class DivergenceError(RuntimeError):
@@ -34,9 +34,10 @@ def build_agent(cfg: TrainConfig) -> Agent:
     """The agent that adapts for ``cfg``: in this process, or one pool of worker processes or Ray actors.
 
     One agent serves both inner loops (meta-training and meta-test): the inner loop travels with each call.
-    ``workers`` (0: one per core) and ``backend`` only change speed: results are identical for any choice.
+    ``workers`` (0: one per core, at most one per task: :func:`metarl.resources.effective_workers`) and ``backend``
+    only change speed: results are identical for any choice.
     """
-    workers = cfg.workers if cfg.backend == "ray" else cfg.workers or default_workers()
+    workers = cfg.workers if cfg.backend == "ray" else effective_workers(cfg)
     return make_adapter(cfg.agent_spec(), workers, cfg.backend, cfg.ray_address)
 
 

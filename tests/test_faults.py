@@ -1,6 +1,7 @@
 """Faults provoked for real: SIGKILL at chosen moments, signals, crafted and damaged checkpoints,
 divergence, bad command lines, unstable physics. Runs use the cheap Navigation2D family."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -570,3 +571,223 @@ def test_an_env_fault_stops_the_run_with_one_line_and_keeps_the_checkpoint(
     assert "last good checkpoint (iteration 0)" in err
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 0
     assert json.loads((run / "config.json").read_text())["family"] == "UnstableCheetah"
+
+
+# ---- 7. one writer per folder, resources checked before they are spent, atomic outputs, versions ------------
+def event_files(run):
+    return sorted(p.name for p in run.glob("events.out.tfevents.*"))
+
+
+def names(run):
+    """The files of a folder, without the temporary files of a write in progress."""
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+
+
+def test_a_second_trainer_or_evaluation_on_a_folder_in_use_is_refused_and_a_killed_holder_leaves_no_lock(
+    finished_run, tmp_path
+):
+    run = tmp_path / "run"
+    args = [*TINY, "--episodes-per-step", "10", "--meta-iters", "500", "--checkpoint-every", "0", "--workers", "1"]
+    holder = start([*args, "--run-dir", str(run)], tmp_path, name="holder")
+    try:
+        wait_for_iteration(run, 1, holder)
+        before = names(run)
+        second = start(["--resume", str(run), "--meta-iters", "600", "--quiet"], tmp_path, name="second")
+        rc, err = finish(second, tmp_path, name="second", timeout=60)
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert f"{run} is in use by process {holder.pid}" in err and "kill -INT" in err, err
+        evaluate = subprocess.run(  # reading the run needs no lock; writing into it as --out is refused
+            [sys.executable, "-m", "metarl.evaluate", "--env", "Navigation2D", "--checkpoint", str(run)]
+            + ["--out", str(run), "--tasks", "2", "--random-seeds", "0", "--oracle-tasks", "0", "--steps", "1"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert evaluate.returncode == 2 and f"in use by process {holder.pid}" in evaluate.stderr, evaluate.stderr
+        assert len(evaluate.stderr.strip().splitlines()) == 1
+        assert names(run) == before and len(event_files(run)) == 1  # neither wrote a file
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+    assert holder.wait() == -signal.SIGKILL
+    done = saved_iteration(run)
+    assert main(["--resume", str(run), "--meta-iters", str(done + 1), "--quiet"]) == 0  # the kernel freed the lock
+    assert saved_iteration(run) == done + 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--workers", "300"], "--workers 300 is above the"),
+        (["--meta-batch", "100000", "--episodes-per-step", "1000"], "of memory"),
+        (["--meta-batch", "1", "--eval-tasks", "1", "--workers", "2"], "the extra workers would have nothing to do"),
+    ],
+)
+def test_an_absurd_worker_count_or_budget_is_refused_before_any_process_starts(tmp_path, argv, message):
+    run = tmp_path / "run"
+    # Should the check fail, the first worker start ends the command (status 99) instead of swamping the machine.
+    prelude = """
+        import os, multiprocessing.context
+        multiprocessing.context.SpawnProcess.start = lambda self: os._exit(99)
+    """
+    proc = start(["--env", "Navigation2D", *argv, "--run-dir", str(run)], tmp_path, prelude)
+    rc, err = finish(proc, tmp_path, timeout=60)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert message in err and "use --workers" in err or "lower --meta-batch" in err, err
+    assert not run.exists()
+
+
+def test_resuming_with_more_workers_than_cpus_is_refused_and_changes_nothing(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = files(run)
+    assert main(["--resume", str(run), "--meta-iters", "3", "--workers", "300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--workers 300 is above the" in err and len(err.splitlines()) == 1, err
+    assert files(run) == before
+
+
+@pytest.mark.parametrize(
+    "env, workers, flags",
+    [
+        ("Navigation2D", 2, ["--meta-batch", "4", "--episodes-per-step", "5", "--eval-tasks", "4"]),
+        # env copies and rollout buffers dominate: 200 HalfCheetah copies of 50 episodes
+        ("HalfCheetahVel", 1, ["--meta-batch", "4", "--episodes-per-step", "50", "--eval-tasks", "4"]),
+    ],
+)
+def test_a_run_the_memory_check_accepts_fits_in_its_estimate(env, workers, flags):
+    import importlib.util
+
+    from metarl.config import resolve
+    from metarl.resources import check_resources
+    from metarl.train import build_parser
+
+    spec = importlib.util.spec_from_file_location("footprint", ROOT / "benchmarks" / "footprint.py")
+    footprint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(footprint)
+    flags = [*flags, "--inner-steps", "1", "--eval-steps", "1"]
+    cfg, _ = resolve(build_parser().parse_args(["--env", env, "--meta-iters", "1", "--eval-every", "1", *flags]))
+    estimate = check_resources(dataclasses.replace(cfg, workers=workers))  # accepted
+    measured = footprint.measure(env, 1, None, workers, flags)  # the same run, peak RSS summed over its processes
+    assert measured["processes_at_most"] >= workers
+    assert measured["peak_rss_mib"] * 2**20 <= estimate.total, (measured, estimate)
+
+
+# Each command writes its file twice; the second write is killed by SIGKILL at the worst moment, when the new
+# content is complete in the temporary file and not yet renamed: the file must be the first, whole and readable.
+KILL_AT_TEMP_FSYNC = """
+    import os, signal
+    real_fsync, seen = os.fsync, []
+    def fsync(fd):
+        real_fsync(fd)
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith(".{target}.") and name.endswith(".tmp"):
+            seen.append(name)
+            if len(seen) == {nth}:
+                os.kill(os.getpid(), signal.SIGKILL)
+    os.fsync = fsync
+"""
+
+
+def _run_killed(code, tmp_path, target, nth):
+    """Run ``code`` in a Python process that SIGKILLs itself at the ``nth`` fsync of ``target``'s temporary file."""
+    prelude = textwrap.dedent(KILL_AT_TEMP_FSYNC).replace("{target}", target).replace("{nth}", str(nth))
+    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=tmp_path, timeout=180)
+    return proc.returncode
+
+
+def _evaluate_twice(run, out):
+    args = ["--env", "Navigation2D", "--checkpoint", str(run), "--out", str(out), "--tasks", "2"]
+    args += ["--random-seeds", "1", "--oracle-tasks", "0", "--steps", "1", "--episodes-per-step", "2"]
+    return f"""
+        from metarl.evaluate import main
+        assert main({[*args, "--seed", "1"]!r}) == 0
+        main({[*args, "--seed", "2"]!r})
+    """
+
+
+def _adapt_twice(run, out):
+    args = ["--env", "Navigation2D", "--checkpoint", str(run), "--steps", "1", "--episodes-per-step", "2"]
+    args += ["--save", str(out / "adapted.pt")]
+    return f"""
+        from metarl.adapt import main
+        assert main({[*args, "--seed", "1"]!r}) == 0
+        main({[*args, "--seed", "2"]!r})
+    """
+
+
+def _export_twice(run, out):
+    return f"""
+        from metarl.agents.sb3 import SB3Agent
+        from metarl.config import TrainConfig
+        from metarl.envs import get_family
+        from metarl.export import export_sb3_zip
+        cfg = TrainConfig.from_flags({{"env": "Navigation2D", "agent": "sb3-ppo", "hidden": (8,)}})
+        agent = SB3Agent(get_family("Navigation2D"), cfg.inner, (8,), -0.5, threads=1)
+        export_sb3_zip(agent.init_params(1), cfg, {str(out / "policy.zip")!r})
+        export_sb3_zip(agent.init_params(2), cfg, {str(out / "policy.zip")!r})
+    """
+
+
+def _readable_json(path):
+    assert json.loads(path.read_text())["env"] == "Navigation2D"
+
+
+def _readable_png(path):
+    import matplotlib.image
+
+    assert matplotlib.image.imread(path).ndim == 3
+
+
+def _readable_checkpoint(path):
+    assert load_checkpoint(path)["adapted"]["returns"]
+
+
+def _readable_zip(path):
+    from stable_baselines3 import PPO
+
+    PPO.load(path, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "command, target, check",
+    [
+        (_evaluate_twice, "results.json", _readable_json),
+        (_evaluate_twice, "curves.png", _readable_png),
+        (_adapt_twice, "adapted.pt", _readable_checkpoint),
+        (_export_twice, "policy.zip", _readable_zip),
+    ],
+)
+def test_sigkill_during_an_output_write_leaves_the_previous_file_whole(finished_run, tmp_path, command, target, check):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert _run_killed(command(finished_run, out), tmp_path, target, 2) == -signal.SIGKILL
+    check(out / target)  # the first command's file, whole
+    (temporary,) = out.glob(f".{target}.*.tmp")  # the second's, complete but never renamed
+    assert temporary.read_bytes() != (out / target).read_bytes()
+
+
+def test_a_checkpoint_from_other_versions_warns_once_in_one_line_and_resumes(
+    finished_run, tmp_path, capsys, monkeypatch
+):
+    import metarl.checkpoint
+    from metarl.checkpoint import versions
+    from metarl.policy import MetaPolicy
+
+    monkeypatch.setattr(metarl.checkpoint, "_REPORTED", set())
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    latest = run / "checkpoints" / "latest.pt"
+    state = torch.load(latest, weights_only=True)
+    state.pop("format_version"), state.pop("checksum")
+    assert state["versions"] == versions()
+    save_checkpoint(latest, {**state, "versions": {**state["versions"], "torch": "1.0.0", "numpy": "0.1"}})
+    capsys.readouterr()
+    MetaPolicy.load(run)
+    assert main(["--resume", str(run), "--meta-iters", "3", "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # loaded three times (MetaPolicy.load, before and under the lock): said once
+    assert f"{latest} was saved with numpy 0.1, torch 1.0.0 (this process: numpy " in err[0], err
+    assert "bit for bit only with the same versions" in err[0]
+    assert load_checkpoint(latest)["versions"] == versions()  # the new checkpoint records who made it

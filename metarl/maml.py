@@ -155,7 +155,7 @@ def trpo_outer_step(
     shs = float(dot(x, hvp(x)).clamp_min(1e-12))
     full = [xi * math.sqrt(2 * max_kl / shs) for xi in x]
     start = [t.detach().clone() for t in pi]
-    surr0 = float(surr0)
+    surr0 = float(surr0.detach())
     last: dict[str, float] = {"kl": 0.0, "surr": surr0}
 
     def set_fraction(frac: torch.Tensor | float) -> None:

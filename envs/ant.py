@@ -27,8 +27,8 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from .batch import BatchEnv
 from .family import Task, TaskFamily, finite_float
 from .half_cheetah import DirectionTask
-from .mujoco_batch import MujocoBatchEnv
 from .mujoco_model import quiet_simulation
+from .mujoco_native import make_mujoco_batch
 from .navigation import GoalTask
 
 
@@ -145,7 +145,7 @@ class _AntFamily(TaskFamily, AntEnv):
 
     @classmethod
     def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-        return MujocoBatchEnv(cls(**env_kwargs), num_envs, threads)
+        return make_mujoco_batch(cls(**env_kwargs), num_envs, threads)
 
 
 class AntDirEnv(_AntFamily):

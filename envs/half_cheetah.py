@@ -17,8 +17,8 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from .batch import BatchEnv
 from .family import Task, TaskError, TaskFamily, finite_float
-from .mujoco_batch import MujocoBatchEnv
 from .mujoco_model import quiet_simulation
+from .mujoco_native import make_mujoco_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,7 @@ class _HalfCheetahFamily(TaskFamily, HalfCheetahEnv):
 
     @classmethod
     def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-        return MujocoBatchEnv(cls(**env_kwargs), num_envs, threads)
+        return make_mujoco_batch(cls(**env_kwargs), num_envs, threads)
 
 
 class HalfCheetahVelEnv(_HalfCheetahFamily):

@@ -22,7 +22,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from .batch import BatchEnv
 from .family import Task
-from .mujoco_batch import MujocoBatchEnv
+from .mujoco_native import make_mujoco_batch
 from .randomized import DynamicsFamily
 
 _RAND_PARAMS = {
@@ -95,7 +95,7 @@ class _PlanarWalkerDynamics(DynamicsFamily):
 
     @classmethod
     def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-        return MujocoBatchEnv(cls(**env_kwargs), num_envs, threads)
+        return make_mujoco_batch(cls(**env_kwargs), num_envs, threads)
 
 
 class HopperDynamics(_PlanarWalkerDynamics, HopperEnv):

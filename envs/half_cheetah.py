@@ -77,7 +77,7 @@ class _HalfCheetahFamily(TaskFamily, HalfCheetahEnv):
         ctrl_cost = float(self._ctrl_cost_weight * np.sum(np.square(action)))
         return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost, "x_velocity": x_velocity}
 
-    # ---- batched hooks used by MujocoBatchEnv ----------------------------------------------
+    # ---- batched hooks used by the MuJoCo batched envs-------------------------------------------
     def _batch_reset(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         s = self._reset_noise_scale
         qpos = self.init_qpos + rng.uniform(-s, s, size=(n, self.model.nq))

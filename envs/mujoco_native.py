@@ -54,11 +54,13 @@ def make_mujoco_batch(template: Any, num_envs: int, threads: int | None = None) 
 class NativeMujocoBatchEnv(MujocoFamilyBatch):
     """Copies of a MuJoCo family env stepped closed loop by ``mujoco.batch.Batch`` on persistent C threads.
 
-    One ``Batch(model, num_envs, threads, persistent=True)`` holds every copy's ``MjData``; a step writes
-    the clipped actions into the bound ``ctrl`` view and calls ``Batch.step(alive, frame_skip)``, which runs
-    ``frame_skip`` calls of ``mj_step`` per copy with the GIL released and keeps the whole state (solver
-    warm-start included) between calls. The physics is therefore that of plain Gymnasium stepping, bit for
-    bit, for any number of threads (tested). Observations and rewards come from the family's vectorised
+    One ``Batch(model, num_envs, threads)`` holds every copy's state row; a step writes the clipped actions
+    into the bound ``ctrl`` view and calls ``Batch.step(alive, frame_skip)``, which runs ``frame_skip`` calls of
+    ``mj_step`` per copy with the GIL released and keeps the whole integration state (solver warm-start
+    included) between calls. The batch is ``persistent`` (one ``MjData`` per copy) only for families that read
+    a copy's whole ``MjData`` back (Ant, below); otherwise each thread's ``MjData`` serves its copies. The
+    physics is therefore that of plain Gymnasium stepping, bit for bit, for any number of threads (tested),
+    as MuJoCo documents for ``Batch``. Observations and rewards come from the family's vectorised
     ``_batch_*`` hooks reading the bound ``qpos`` / ``qvel`` (and ``xpos`` ...) views; terminated copies are
     left out of the step until the next reset. Instability is read from the batch's per-copy warning
     counters, and a MuJoCo error inside the batch becomes a :class:`~metarl.envs.batch.SimulationError`.

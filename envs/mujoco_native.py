@@ -104,7 +104,12 @@ class NativeMujocoBatchEnv(MujocoFamilyBatch):
             for f in self._fields
         }
         self._extra_before = {f: np.zeros(v.shape) for f, v in self.extra.items()}
-        self._unstable_ids = [int(w) for w in UNSTABLE_WARNINGS]
+        ids = sorted(int(w) for w in UNSTABLE_WARNINGS)
+        self._names = [w.name for w in sorted(UNSTABLE_WARNINGS, key=int)]
+        # a slice (a view, no copy per step) where the warnings are adjacent, as in MuJoCo 3 and 4
+        self._columns: slice | list[int] = (
+            slice(ids[0], ids[-1] + 1) if ids == list(range(ids[0], ids[-1] + 1)) else ids
+        )
 
     def get_data(self, i: int) -> mujoco.MjData:
         """A copy of copy ``i``'s ``MjData`` (its state and the derived fields of its last call)."""
@@ -161,12 +166,12 @@ class NativeMujocoBatchEnv(MujocoFamilyBatch):
 
     def _check_stable(self) -> None:
         """Raise :class:`SimulationError` naming the copy's task and the step if any copy went unstable."""
-        counts = self.batch.warning[:, self._unstable_ids, 1]  # (num_envs, 4) warning counters since the reset
-        finite = np.isfinite(self.qvel).all(axis=1)
-        bad = counts.any(axis=1) | ~finite
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            which = ", ".join(w.name for w, n in zip(UNSTABLE_WARNINGS, counts[i]) if n) or "non-finite velocity"
+        counts = self.batch.warning[
+            :, self._columns, 1
+        ]  # (num_envs, 4): the unstable warnings' counters since the reset
+        if counts.any() or not np.isfinite(self.qvel).all():
+            i = int(np.flatnonzero(counts.any(axis=1) | ~np.isfinite(self.qvel).all(axis=1))[0])
+            which = ", ".join(name for name, n in zip(self._names, counts[i]) if n) or "non-finite velocity"
             self.batch.reset()  # the copies stay usable: the next episode starts clean
             raise self._unstable(i, which)
 

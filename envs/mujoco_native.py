@@ -1,7 +1,7 @@
 """Batched stepping of MuJoCo family envs on MuJoCo 4's own batched stepper, ``mujoco.batch.Batch``.
 
 :func:`make_mujoco_batch` is what the MuJoCo families' ``make_batch`` calls: :class:`NativeMujocoBatchEnv`
-where ``mujoco.batch`` exists (MuJoCo >= 4.0), else the per-copy
+where ``mujoco.batch`` exists (MuJoCo >= 4.0) for every MuJoCo family but Ant, else the per-copy
 :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv` (MuJoCo 3.x, e.g. under the Meta-World extra's pin). The
 environment variable ``METARL_MUJOCO_STEPPER`` (``batch`` | ``per-copy``; unset or ``auto``: the default)
 forces one, for comparisons and benchmarks; worker processes inherit it.
@@ -32,6 +32,9 @@ _STEPPERS = ("auto", "batch", "per-copy")
 def make_mujoco_batch(template: Any, num_envs: int, threads: int | None = None) -> BatchEnv:
     """The batched env of a MuJoCo family: MuJoCo's batched stepper where it exists, else per-copy ``mj_step``.
 
+    Families with ``_batch_rne_post`` (Ant) step per copy unless ``batch`` is forced (both are exact; per copy
+    is faster for them, see docs/throughput.md).
+
     Args:
         template: an instance of the family env (its model and settings are shared by all copies).
         num_envs: number of copies.
@@ -46,7 +49,11 @@ def make_mujoco_batch(template: Any, num_envs: int, threads: int | None = None) 
         raise RuntimeError(
             f"METARL_MUJOCO_STEPPER=batch needs MuJoCo >= 4.0 (mujoco.batch); this is {mujoco.__version__}"
         )
-    if choice == "per-copy" or not HAS_NATIVE_BATCH:
+    # auto: families that need mj_rnePostConstraint (Ant) stay per-copy, measured faster there: the batch has
+    # no such call, and copying each copy's MjData out of it (Batch.get_data) is serialised by the batch's lock,
+    # while per-copy mj_step + mj_rnePostConstraint run on Python threads with the GIL released (docs/throughput.md).
+    rne_post = bool(getattr(template, "_batch_rne_post", False))
+    if choice == "per-copy" or not HAS_NATIVE_BATCH or (choice == "auto" and rne_post):
         return MujocoBatchEnv(template, num_envs, threads)
     return NativeMujocoBatchEnv(template, num_envs, threads)
 

@@ -234,14 +234,18 @@ def test_batched_navigation_matches_single_env():
 
 
 def test_mujoco_families_step_on_mujocos_batch_where_it_exists(monkeypatch):
-    """MuJoCo >= 4: mujoco.batch; METARL_MUJOCO_STEPPER forces either path; a bad value is a clear error."""
+    """MuJoCo >= 4: mujoco.batch (Ant: per copy); METARL_MUJOCO_STEPPER forces either path; bad values are errors."""
     from metarl.envs import make_mujoco_batch
 
     monkeypatch.delenv("METARL_MUJOCO_STEPPER", raising=False)
     expected = NativeMujocoBatchEnv if HAS_NATIVE_BATCH else MujocoBatchEnv
-    for name in ["HalfCheetahVel", "AntDir", "HopperRandParams", "Walker2dRandParams"]:
+    for name in ["HalfCheetahVel", "HalfCheetahDir", "HopperRandParams", "Walker2dRandParams"]:
         assert type(get_family(name).make_batch(2, threads=1)) is expected, name
     assert type(get_family("Hopper-v5", "body_mass=0.5:2").make_batch(2, threads=1)) is expected
+    assert type(get_family("AntDir").make_batch(2, threads=1)) is MujocoBatchEnv  # faster per copy (measured)
+    if HAS_NATIVE_BATCH:
+        monkeypatch.setenv("METARL_MUJOCO_STEPPER", "batch")
+        assert type(get_family("AntDir").make_batch(2, threads=1)) is NativeMujocoBatchEnv  # exact too (tested)
     monkeypatch.setenv("METARL_MUJOCO_STEPPER", "per-copy")
     assert type(HalfCheetahVelEnv.make_batch(2, threads=1)) is MujocoBatchEnv
     monkeypatch.setenv("METARL_MUJOCO_STEPPER", "fast")

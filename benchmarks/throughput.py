@@ -322,36 +322,20 @@ def _tree_rss_kib(pid: int) -> int:
 
 #: The configurations of (d) and (e): key -> (label, workers, threads, MuJoCo stepper, torch threads of the updates).
 #: ``W`` stands for one worker process per core, ``C`` for all cores. The first of each is today's default.
+_TODAY = ("W worker processes × 1 thread, per-copy mj_step (the default before mujoco.batch)", "W", 1, "per-copy", 1)
 SAMPLERS = {
-    "sampler": (
-        "W worker processes × 1 thread, per-copy mj_step (the default before mujoco.batch)",
-        "W",
-        1,
-        "per-copy",
-        1,
-    ),
+    "sampler": _TODAY,
     "sampler_batch_1t": ("1 process, mujoco.batch, 1 thread", 1, 1, "batch", 1),
     "sampler_batch_ct": ("1 process, mujoco.batch, C threads", 1, "C", "batch", 1),
     "sampler_per_copy_ct": ("1 process, per-copy mj_step, C Python threads", 1, "C", "per-copy", 1),
     "sampler_batch_w": ("W worker processes × 1 thread, mujoco.batch", "W", 1, "batch", 1),
 }
+_TORCH = "1 process, mujoco.batch, C threads, torch C threads in the updates"
 ITERATIONS = {
-    "meta_iteration": (
-        "W worker processes × 1 thread, per-copy mj_step (the default before mujoco.batch)",
-        "W",
-        1,
-        "per-copy",
-        1,
-    ),
+    "meta_iteration": _TODAY,
     "iteration_batch_1t": ("1 process, mujoco.batch, 1 thread, torch 1 thread", 1, 1, "batch", 1),
     "iteration_batch_ct": ("1 process, mujoco.batch, C threads, torch 1 thread", 1, "C", "batch", 1),
-    "iteration_batch_ct_torch": (
-        "1 process, mujoco.batch, C threads, torch C threads in the updates",
-        1,
-        "C",
-        "batch",
-        "C",
-    ),
+    "iteration_batch_ct_torch": (_TORCH, 1, "C", "batch", "C"),
     "iteration_batch_w": (
         "W worker processes × 1 thread, mujoco.batch (`--workers W --threads 1`)",
         "W",

@@ -173,9 +173,8 @@ class NativeMujocoBatchEnv(MujocoFamilyBatch):
 
     def _check_stable(self) -> None:
         """Raise :class:`SimulationError` naming the copy's task and the step if any copy went unstable."""
-        counts = self.batch.warning[
-            :, self._columns, 1
-        ]  # (num_envs, 4): the unstable warnings' counters since the reset
+        # (num_envs, 4): the unstable warnings' counters since the last reset, per copy
+        counts = self.batch.warning[:, self._columns, 1]
         if counts.any() or not np.isfinite(self.qvel).all():
             i = int(np.flatnonzero(counts.any(axis=1) | ~np.isfinite(self.qvel).all(axis=1))[0])
             which = ", ".join(name for name, n in zip(self._names, counts[i]) if n) or "non-finite velocity"

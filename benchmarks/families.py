@@ -1,6 +1,7 @@
 """Per task family: raw batched stepping speed, and a short meta-training run (return before and after adaptation).
 
     python benchmarks/families.py [--families AntDir HopperRandParams ...] [--iters 10] [--note TEXT]
+    python benchmarks/families.py --bound [--families ...]      # each family against its own raw bound
 
 For each family, in one run on one machine:
   (1) raw stepping: env steps/s of ``family.make_batch(n, threads=1)`` with uniform random actions, one
@@ -13,6 +14,11 @@ For each family, in one run on one machine:
       steps over their wall time), the training ``adapt/return_pre`` → ``adapt/return_post`` averaged over the
       last iterations, and the held-out evaluation after the run (mean return after k = 0 and k = K steps).
 Every figure is read back from the trainer's return values. A family that fails shows its error in its row.
+
+With ``--bound``, instead: each MuJoCo family against its own raw all-core bound, ``mujoco.rollout`` open loop on
+all cores with the family's (nominal) model and uniform random controls, and in the same run, repeats interleaved:
+``make_batch(n, threads=all cores)`` with random actions on MuJoCo's batched stepper and on the per-copy path,
+and the sampler with the policy in the loop (the family's preset meta-batch, one process, all cores).
 
 A family is a name from ``metarl.envs.FAMILIES`` or a randomised Gymnasium MuJoCo env written as its family
 name, ``Hopper-v5[body_mass=0.5:2.0,geom_friction=0.5:1.5]`` (quote it in the shell); the latter trains as
@@ -110,10 +116,10 @@ def make_config(name: str, iters: int):  # noqa: ANN201
 
 
 class RawStepper:
-    """``n`` copies of a family stepped with one thread and uniform random actions, one horizon per call."""
+    """``n`` copies of a family stepped with ``threads`` threads and uniform random actions, one horizon per call."""
 
-    def __init__(self, family: Any, n: int, seed: int = 0) -> None:
-        self.env = family.make_batch(n, threads=1)
+    def __init__(self, family: Any, n: int, seed: int = 0, threads: int = 1) -> None:
+        self.env = family.make_batch(n, threads=threads)
         rng = np.random.default_rng(seed)
         self.env.set_tasks(family.sample_tasks(n, rng))
         low, high = self.env.action_low, self.env.action_high
@@ -162,6 +168,91 @@ def measure_raw(names: list[str], rows: dict[str, Row], n: int, repeats: int, lo
     for name, run in steppers.items():
         run.close()
         rows[name].raw = statistics.median(samples[name])
+
+
+def rollout_bound(family: Any, seconds: float = 1.0) -> Any:
+    """Open-loop ``mujoco.rollout`` of 64 copies on all cores (the family's nominal model); sized to ~``seconds``."""
+    import mujoco
+    from mujoco import rollout
+
+    env = family()
+    model, fs = env.model, env.frame_skip
+    datas = [mujoco.MjData(model) for _ in range(CORES)]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state0 = np.zeros(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, datas[0], state0, spec)
+    nbatch = 64
+    init = np.tile(state0, (nbatch, 1))
+
+    def make(nstep: int) -> Any:
+        ctrl = np.random.default_rng(0).uniform(-1, 1, size=(nbatch, nstep, model.nu))
+        return lambda: (rollout.rollout(model, datas, init, ctrl, persistent_pool=True), nbatch * nstep // fs)[1]
+
+    probe = make(fs * 20)
+    probe()
+    t0 = time.perf_counter()
+    steps = probe()
+    per_step = (time.perf_counter() - t0) / steps
+    return make(fs * max(20, int(seconds / per_step / nbatch)))
+
+
+def measure_bound(names: list[str], n: int, repeats: int, log: Any) -> dict[str, dict[str, float]]:
+    """Per family: medians of the bound, the batched env on each path and the sampler, repeats interleaved."""
+    import contextlib
+
+    from throughput import metarl_sampler, stepper
+
+    from metarl.config import TrainConfig, preset
+    from metarl.envs import get_family
+
+    benches: dict[tuple[str, str], Any] = {}
+    closers = []
+    for name in names:
+        family = get_family(name)
+        if not hasattr(family(), "frame_skip"):
+            continue  # not a MuJoCo family: no raw bound to compare with
+        benches[name, "bound"] = rollout_bound(family)
+        for path in ("batch", "per-copy"):
+            with stepper(path):
+                raw = RawStepper(family, n, threads=CORES)
+            closers.append(raw.close)
+            benches[name, path] = raw
+        env, randomize = split_spec(name)
+        cfg = TrainConfig(**{**preset(env, randomize), "env": env, "randomize": randomize})
+        run, close = metarl_sampler(cfg, cfg.meta_batch, cfg.episodes_per_step, 1, CORES, "batch")
+        benches[name, "sampler"] = run
+        closers.append(close)
+    samples: dict[tuple[str, str], list[float]] = {k: [] for k in benches}
+    for fn in benches.values():  # warm-up
+        fn()
+    for r in range(repeats):
+        for key, fn in benches.items():
+            t0 = time.perf_counter()
+            steps = fn()
+            samples[key].append(steps / (time.perf_counter() - t0))
+            log(f"  bound repeat {r + 1}/{repeats} {key[0]:>45} {key[1]:>9}: {samples[key][-1]:10,.0f} steps/s")
+    for close in closers:
+        with contextlib.suppress(Exception):
+            close()
+    out: dict[str, dict[str, float]] = {}
+    for (name, what), v in samples.items():
+        out.setdefault(name, {})[what] = statistics.median(v)
+    return out
+
+
+def print_bound(table: dict[str, dict[str, float]], n: int, repeats: int) -> None:
+    """The ``--bound`` table: steps/s and ratios to each family's own raw bound."""
+    print(
+        f"Each family against its own raw bound (`mujoco.rollout`, open loop, 64 copies, {CORES} threads); "
+        f"batched env: make_batch({n}, threads={CORES}), random actions; sampler: the family's preset meta-batch, "
+        f"policy in the loop, 1 process, {CORES} threads; medians of {repeats} interleaved repeats.\n"
+    )
+    print("| family | raw bound steps/s | mujoco.batch env | per-copy env | sampler (mujoco.batch) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, row in table.items():
+        b = row["bound"]
+        cells = [f"{row[k]:,.0f} ({row[k] / b:.2f})" for k in ("batch", "per-copy", "sampler")]
+        print(f"| {name} | {b:,.0f} | " + " | ".join(cells) + " |")
 
 
 def measure_training(name: str, row: Row, iters: int, last: int, log: Any) -> None:
@@ -218,6 +309,7 @@ def main() -> int:
     p.add_argument("--raw-envs", type=int, default=20, help="copies stepped together for raw speed (default: 20)")
     p.add_argument("--raw-repeats", type=int, default=3, help="horizons timed per family for raw speed (default: 3)")
     p.add_argument("--no-train", action="store_true", help="raw stepping speed only")
+    p.add_argument("--bound", action="store_true", help="each MuJoCo family against its own raw all-core bound only")
     p.add_argument("--note", default="", help="a line about the machine's state, printed in the header")
     args = p.parse_args()
     if args.iters <= 0 or args.last <= 0 or args.raw_envs <= 0 or args.raw_repeats <= 0:
@@ -226,6 +318,9 @@ def main() -> int:
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     names = list(dict.fromkeys(args.families))
+    if args.bound:
+        print_bound(measure_bound(names, args.raw_envs, args.raw_repeats, log), args.raw_envs, args.raw_repeats)
+        return 0
     raw_names = names if REFERENCE in names else [REFERENCE, *names]
     rows = {name: Row(name) for name in raw_names}
     t_start, load_start = time.perf_counter(), os.getloadavg()

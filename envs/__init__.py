@@ -18,6 +18,7 @@ from .metaworld import MetaWorldTask, MetaWorldUnavailable, metaworld_family
 from .metaworld import family_from_name as metaworld_family_from_name
 from .mujoco_batch import MujocoBatchEnv
 from .mujoco_model import load_mujoco_model
+from .mujoco_native import HAS_NATIVE_BATCH, NativeMujocoBatchEnv, make_mujoco_batch
 from .navigation import GoalTask, Navigation2DEnv
 from .pendulum import PendulumRandParamsEnv, PendulumTask
 from .rand_params import HopperRandParamsEnv, Walker2dRandParamsEnv
@@ -141,6 +142,9 @@ __all__ = [
     "MetaWorldTask",
     "MetaWorldUnavailable",
     "MujocoBatchEnv",
+    "HAS_NATIVE_BATCH",
+    "NativeMujocoBatchEnv",
+    "make_mujoco_batch",
     "Navigation2DEnv",
     "SimulationError",
     "Task",

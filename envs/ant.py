@@ -27,8 +27,8 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from .batch import BatchEnv
 from .family import Task, TaskFamily, finite_float
 from .half_cheetah import DirectionTask
-from .mujoco_batch import MujocoBatchEnv
 from .mujoco_model import quiet_simulation
+from .mujoco_native import make_mujoco_batch
 from .navigation import GoalTask
 
 
@@ -48,7 +48,8 @@ class _AntFamily(TaskFamily, AntEnv):
     horizon: ClassVar[int] = 200
     #: constructor defaults of the family (override Ant-v5's where the literature differs)
     family_defaults: ClassVar[dict[str, Any]] = {}
-    # MujocoBatchEnv extras: contact forces need mj_rnePostConstraint; the reward reads the torso xpos.
+    # Batched-env extras: contact forces need mj_rnePostConstraint; the reward reads the torso xpos. On
+    # mujoco.batch (no such call) each copy's MjData is copied out after the step for it: see NativeMujocoBatchEnv.
     _batch_rne_post: ClassVar[bool] = True
     _batch_data_fields: ClassVar[tuple[str, ...]] = ("xpos", "cfrc_ext")
 
@@ -111,7 +112,7 @@ class _AntFamily(TaskFamily, AntEnv):
         info["task"] = self._task
         return obs, float(reward[0]), bool(terminated[0]), False, info
 
-    # ---- batched hooks used by MujocoBatchEnv ----------------------------------------------
+    # ---- batched hooks used by the MuJoCo batched envs-------------------------------------------
     def _batch_reset(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         s = self._reset_noise_scale
         qpos = self.init_qpos + rng.uniform(-s, s, size=(n, self.model.nq))
@@ -145,7 +146,7 @@ class _AntFamily(TaskFamily, AntEnv):
 
     @classmethod
     def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-        return MujocoBatchEnv(cls(**env_kwargs), num_envs, threads)
+        return make_mujoco_batch(cls(**env_kwargs), num_envs, threads)
 
 
 class AntDirEnv(_AntFamily):

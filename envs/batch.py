@@ -2,7 +2,9 @@
 
 One action array in, one observation array out per step, so the policy is evaluated once per step for
 all copies. Implementations: :class:`~metarl.envs.gym_batch.GymBatchEnv` (any family, through its own
-``step``) and :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv` (MuJoCo families, vectorised hooks).
+``step``), :class:`~metarl.envs.mujoco_native.NativeMujocoBatchEnv` (MuJoCo families on MuJoCo 4's
+``mujoco.batch``, vectorised hooks) and :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv` (the same on
+per-copy ``mj_step``, for MuJoCo 3.x).
 """
 
 from __future__ import annotations

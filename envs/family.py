@@ -159,7 +159,8 @@ class TaskFamily:
             env_kwargs: constructor arguments of the env (e.g. ``ctrl_cost_weight``).
 
         The default steps the copies one at a time through the env's own ``step`` (any family, slower);
-        fast families return a :class:`MujocoBatchEnv` or their own numpy batch.
+        fast families return a MuJoCo batched env (:func:`~metarl.envs.mujoco_native.make_mujoco_batch`) or their own
+        numpy batch.
         """
         from .gym_batch import GymBatchEnv
 

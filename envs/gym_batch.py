@@ -2,7 +2,7 @@
 
 The default ``make_batch`` of a :class:`~metarl.envs.family.TaskFamily`: a family written in a few
 lines (a task dataclass, ``_draw_tasks`` and the reward) trains without writing batched hooks.
-Families that need throughput implement the hooks of :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv`.
+Families that need throughput implement the hooks of :class:`~metarl.envs.mujoco_batch.MujocoFamilyBatch`.
 """
 
 from __future__ import annotations

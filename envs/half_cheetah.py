@@ -17,8 +17,8 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from .batch import BatchEnv
 from .family import Task, TaskError, TaskFamily, finite_float
-from .mujoco_batch import MujocoBatchEnv
 from .mujoco_model import quiet_simulation
+from .mujoco_native import make_mujoco_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,7 @@ class _HalfCheetahFamily(TaskFamily, HalfCheetahEnv):
         ctrl_cost = float(self._ctrl_cost_weight * np.sum(np.square(action)))
         return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost, "x_velocity": x_velocity}
 
-    # ---- batched hooks used by MujocoBatchEnv ----------------------------------------------
+    # ---- batched hooks used by the MuJoCo batched envs-------------------------------------------
     def _batch_reset(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         s = self._reset_noise_scale
         qpos = self.init_qpos + rng.uniform(-s, s, size=(n, self.model.nq))
@@ -97,7 +97,7 @@ class _HalfCheetahFamily(TaskFamily, HalfCheetahEnv):
 
     @classmethod
     def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-        return MujocoBatchEnv(cls(**env_kwargs), num_envs, threads)
+        return make_mujoco_batch(cls(**env_kwargs), num_envs, threads)
 
 
 class HalfCheetahVelEnv(_HalfCheetahFamily):

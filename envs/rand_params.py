@@ -7,8 +7,8 @@ body inertias and geom frictions are scaled by ``1.5^U(-3, 3)`` and DOF damping 
 element-wise, from the nominal model (see :mod:`.randomized`). Horizon 200.
 
 :class:`HopperDynamics` and :class:`Walker2dDynamics` carry the vectorised reward, termination and
-observation shared by the single env and :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv`; ``randomized("Hopper-v5",
-...)`` builds on them too.
+observation shared by the single env and the batched envs (:func:`~metarl.envs.mujoco_native.make_mujoco_batch`);
+``randomized("Hopper-v5", ...)`` builds on them too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from .batch import BatchEnv
 from .family import Task
-from .mujoco_batch import MujocoBatchEnv
+from .mujoco_native import make_mujoco_batch
 from .randomized import DynamicsFamily
 
 _RAND_PARAMS = {
@@ -73,7 +73,7 @@ class _PlanarWalkerDynamics(DynamicsFamily):
         info["task"] = self._task
         return obs, reward, terminated, truncated, info
 
-    # ---- batched hooks used by MujocoBatchEnv ----------------------------------------------
+    # ---- batched hooks used by the MuJoCo batched envs-------------------------------------------
     def _batch_reset(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         s = self._reset_noise_scale
         qpos = self.init_qpos + rng.uniform(-s, s, size=(n, self.model.nq))
@@ -95,7 +95,7 @@ class _PlanarWalkerDynamics(DynamicsFamily):
 
     @classmethod
     def make_batch(cls, num_envs: int, threads: int | None = None, **env_kwargs: Any) -> BatchEnv:
-        return MujocoBatchEnv(cls(**env_kwargs), num_envs, threads)
+        return make_mujoco_batch(cls(**env_kwargs), num_envs, threads)
 
 
 class HopperDynamics(_PlanarWalkerDynamics, HopperEnv):

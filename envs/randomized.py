@@ -8,7 +8,7 @@ element: ``1.5^U(-3, 3)`` is the range ``(1.5**-3, 1.5**3)``.
 
 ``randomized("Hopper-v5", body_mass=(0.5, 2.0))`` builds such a family from a Gymnasium id; the CLI's
 ``--env Hopper-v5 --randomize body_mass=0.5:2.0`` goes through :func:`parse_randomize`. Hopper-v5 and
-Walker2d-v5 step through the fast :class:`~metarl.envs.mujoco_batch.MujocoBatchEnv`; other envs through
+Walker2d-v5 step through the fast :func:`~metarl.envs.mujoco_native.make_mujoco_batch`; other envs through
 :class:`~metarl.envs.gym_batch.GymBatchEnv` (their own ``step``, one copy at a time: correct, slower).
 """
 

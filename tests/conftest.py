@@ -76,3 +76,14 @@ def process_pool(factory, workers):
     from metarl.agents.pool import ProcessTransport, WorkerPool
 
     return WorkerPool(factory(), ProcessTransport(factory, workers))
+
+
+@pytest.fixture(params=["batch", "per-copy"])
+def mujoco_stepper(request, monkeypatch):
+    """Run the test on MuJoCo's batched stepper (MuJoCo >= 4) and on the per-copy ``mj_step`` path (MuJoCo 3.x)."""
+    from metarl.envs import HAS_NATIVE_BATCH
+
+    if request.param == "batch" and not HAS_NATIVE_BATCH:
+        pytest.skip("mujoco.batch needs MuJoCo >= 4.0")
+    monkeypatch.setenv("METARL_MUJOCO_STEPPER", request.param)
+    return request.param

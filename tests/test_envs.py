@@ -10,10 +10,13 @@ from gymnasium.utils.env_checker import check_env
 import metarl  # noqa: F401  (registers the ids)
 from metarl.envs import (
     FAMILIES,
+    HAS_NATIVE_BATCH,
     DirectionTask,
     GoalTask,
     HalfCheetahDirEnv,
     HalfCheetahVelEnv,
+    MujocoBatchEnv,
+    NativeMujocoBatchEnv,
     Navigation2DEnv,
     TaskError,
     VelocityTask,
@@ -192,19 +195,20 @@ def test_model_loader_leaves_the_working_directory_alone(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", ["HalfCheetahVel", "HalfCheetahDir"])
-def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads):
-    """The fast path must give the exact trajectory of the Gymnasium env for the same actions."""
+def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads, mujoco_stepper):
+    """The fast path must give the exact trajectory of the Gymnasium env for the same actions (both steppers)."""
     fam = get_family(name)
     n = 16
     tasks = fam.sample_tasks(n, np.random.default_rng(0))
     batch = fam.make_batch(n, threads=threads)
+    assert isinstance(batch, NativeMujocoBatchEnv if mujoco_stepper == "batch" else MujocoBatchEnv)
     batch.set_tasks(tasks)
     obs_b = batch.reset([np.random.default_rng(i) for i in range(n)])
     actions = np.random.default_rng(1).uniform(-1.2, 1.2, size=(200, n, batch.act_dim))
     plain = [gym.make(env_id(name), task=t).unwrapped for t in tasks]
     for i, env in enumerate(plain):
         env.reset(seed=0)
-        env.set_state(batch.datas[i].qpos.copy(), batch.datas[i].qvel.copy())
+        env.set_state(batch.get_data(i).qpos.copy(), batch.get_data(i).qvel.copy())
         assert np.array_equal(env._get_obs(), obs_b[i])
     for h in range(200):
         obs_b, rew_b, term_b = batch.step(actions[h])
@@ -231,3 +235,30 @@ def test_batched_navigation_matches_single_env():
             obs, r, *_ = e.step(acts[h, i])
             assert np.allclose(obs, obs_b[i], atol=1e-6)
             assert r == pytest.approx(rew_b[i])
+
+
+def test_mujoco_families_step_on_mujocos_batch_where_it_exists(monkeypatch):
+    """MuJoCo >= 4: mujoco.batch (Ant: per copy); METARL_MUJOCO_STEPPER forces either path; bad values are errors."""
+    from metarl.envs import make_mujoco_batch
+
+    monkeypatch.delenv("METARL_MUJOCO_STEPPER", raising=False)
+    expected = NativeMujocoBatchEnv if HAS_NATIVE_BATCH else MujocoBatchEnv
+    for name in ["HalfCheetahVel", "HalfCheetahDir", "HopperRandParams", "Walker2dRandParams"]:
+        assert type(get_family(name).make_batch(2, threads=1)) is expected, name
+    assert type(get_family("Hopper-v5", "body_mass=0.5:2").make_batch(2, threads=1)) is expected
+    assert type(get_family("AntDir").make_batch(2, threads=1)) is MujocoBatchEnv  # faster per copy (measured)
+    if HAS_NATIVE_BATCH:
+        monkeypatch.setenv("METARL_MUJOCO_STEPPER", "batch")
+        assert type(get_family("AntDir").make_batch(2, threads=1)) is NativeMujocoBatchEnv  # exact too (tested)
+    monkeypatch.setenv("METARL_MUJOCO_STEPPER", "per-copy")
+    assert type(HalfCheetahVelEnv.make_batch(2, threads=1)) is MujocoBatchEnv
+    monkeypatch.setenv("METARL_MUJOCO_STEPPER", "fast")
+    with pytest.raises(ValueError, match="METARL_MUJOCO_STEPPER must be one of auto, batch, per-copy"):
+        make_mujoco_batch(HalfCheetahVelEnv(), 2)
+
+
+@pytest.mark.skipif(not HAS_NATIVE_BATCH, reason="mujoco.batch needs MuJoCo >= 4.0")
+def test_batch_threads_follow_the_threads_argument():
+    assert HalfCheetahVelEnv.make_batch(8, threads=2).batch.nthread == 2
+    assert HalfCheetahVelEnv.make_batch(8, threads=1).batch.nthread == 1
+    assert HalfCheetahVelEnv.make_batch(1, threads=2).batch.nthread == 1  # at most one per copy

@@ -273,9 +273,9 @@ def _batched_vs_plain(fam, tasks, steps, threads, low=-1.2, high=1.2):
     plain = [fam(task=t) for t in tasks]
     for i, env in enumerate(plain):
         env.reset(seed=0)
-        env.set_state(batch.datas[i].qpos.copy(), batch.datas[i].qvel.copy())
+        env.set_state(batch.get_data(i).qpos.copy(), batch.get_data(i).qvel.copy())
         # the solver's warm start too: MuJoCo 3.3 updates it in mj_forward, which set_state calls again
-        env.data.qacc_warmstart[:] = batch.datas[i].qacc_warmstart
+        env.data.qacc_warmstart[:] = batch.get_data(i).qacc_warmstart
         assert np.array_equal(env._get_obs(), obs_b[i])
     done = np.zeros(n, dtype=bool)
     for h in range(steps):
@@ -295,7 +295,7 @@ def _batched_vs_plain(fam, tasks, steps, threads, low=-1.2, high=1.2):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", ANT + RAND_PARAMS + ["Hopper-v5[body_mass=0.5:2,geom_friction=0.5:1.5]"])
-def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads):
+def test_batched_stepping_reproduces_plain_gymnasium_stepping(name, threads, mujoco_stepper):
     fam = get_family(name)
     tasks = fam.sample_tasks(4, np.random.default_rng(0))
     done = _batched_vs_plain(fam, tasks, steps=60, threads=threads)
@@ -321,7 +321,7 @@ def test_batched_pendulum_matches_single_env():
             assert r == pytest.approx(rew_b[i], rel=1e-9, abs=1e-9)
 
 
-def test_batched_dynamics_copies_follow_their_own_task():
+def test_batched_dynamics_copies_follow_their_own_task(mujoco_stepper):
     fam = HopperRandParamsEnv
     t1, t2 = fam.sample_tasks(2, np.random.default_rng(9))
     batch = fam.make_batch(3, threads=1)

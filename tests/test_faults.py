@@ -495,7 +495,9 @@ def _unstable_agent():
     return NativeAgent(UnstableCheetahEnv, (8,), -0.5, threads=1)
 
 
-def test_unstable_physics_raises_naming_the_task_and_step_and_the_copies_stay_usable(tmp_path, monkeypatch):
+def test_unstable_physics_raises_naming_the_task_and_step_and_the_copies_stay_usable(
+    tmp_path, monkeypatch, mujoco_stepper
+):
     monkeypatch.chdir(tmp_path)  # MuJoCo appends its own warning to ./MUJOCO_LOG.TXT
     batch = UnstableCheetahEnv.make_batch(4, threads=1)
     tasks = [VelocityTask(0.5), VelocityTask(1.0), VelocityTask(1.5), VelocityTask(2.0)]

@@ -135,7 +135,11 @@ def _import_family(path: str) -> type[TaskFamily]:
         return found
     defined = sorted(
         {n for n, c in FAMILIES.items() if c.__module__ == module.__name__}
-        | {n for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, TaskFamily)}
+        | {
+            n
+            for n, c in vars(module).items()
+            if isinstance(c, type) and issubclass(c, TaskFamily) and "family_name" in vars(c)
+        }
     )
     what = "is not a task family (a TaskFamily class)" if found is not None else "is not defined there"
     raise FamilyImportError(

@@ -101,7 +101,7 @@ class MetaAlgorithm:
 
     def __init__(self, env: Any, run_dir: RunDir = AUTO, **config: Any) -> None:
         flags, self._local_family = family_flags(env)
-        if "env" in config or ("randomize" in config and "randomize" in flags):
+        if "randomize" in config and "randomize" in flags:
             raise ConfigError("give the family once, as env (a randomized(...) class already holds its randomize)")
         given = {**config, **flags}
         if self.meta_learner:

@@ -7,6 +7,9 @@ works; ``gym.make("metarl.envs:metarl/HalfCheetahVel-v0")`` imports and register
 from __future__ import annotations
 
 import difflib
+import importlib
+import re
+import sys
 
 import gymnasium as gym
 
@@ -60,11 +63,20 @@ def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
     Meta-World families (``ML1-<class>``, ``ML10``; :mod:`metarl.envs.metaworld`) are built on demand and
     need ``pip install "metarl[metaworld]"``.
 
+    ``package.module:Name`` (Gymnasium's convention) imports ``package.module`` first, then looks ``Name`` up as
+    a family name (as :func:`register_family` registered it) or a :class:`TaskFamily` class the module defines:
+    the way to name your own family on the command line and in worker processes.
+
     Raises:
         KeyError: with a message listing the known families and the closest match
-            (:class:`MetaWorldUnavailable` for a Meta-World name without Meta-World installed).
+            (:class:`MetaWorldUnavailable` for a Meta-World name without Meta-World installed;
+            :class:`FamilyImportError` for a ``module:Name`` whose module does not import or lacks ``Name``).
         RandomizeError: a randomisation the model cannot take (one line).
     """
+    if _IMPORT_PATH.match(name):
+        if randomize:
+            raise RandomizeError(f"--randomize applies to Gymnasium MuJoCo ids such as Hopper-v5, not to {name}")
+        return _import_family(name)
     if randomize and (name in FAMILIES or name.startswith("metarl/")):
         raise RandomizeError(f"--randomize applies to Gymnasium MuJoCo ids such as Hopper-v5, not to {name}")
     randomized_family = family_from_spec(name, randomize)
@@ -93,10 +105,68 @@ def get_family(name: str, randomize: str = "") -> type[TaskFamily]:
     )
 
 
+class FamilyImportError(KeyError):
+    """A ``module:Name`` family whose module does not import, raises on import, or defines no family ``Name``."""
+
+
+#: ``package.module:Name``: a dotted module path, a colon, a name (randomised family names hold ``[...]``, never this).
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[^\[\]]+$")
+
+
+def _import_family(path: str) -> type[TaskFamily]:
+    """The family ``module:Name`` names (see :func:`get_family`)."""
+    module_name, _, name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise FamilyImportError(
+                f"cannot import module {module_name!r} of --env {path} (no module named {e.name!r}); "
+                "put its folder on PYTHONPATH or install its package"
+            ) from None
+        raise FamilyImportError(f"importing module {module_name!r} of --env {path} raised {_one_line(e)}") from None
+    except Exception as e:  # the module itself is broken: say so, in one line
+        raise FamilyImportError(f"importing module {module_name!r} of --env {path} raised {_one_line(e)}") from None
+    key = name[len("metarl/") :] if name.startswith("metarl/") else name
+    key = key[: -len("-v0")] if key.endswith("-v0") else key
+    if key in FAMILIES:
+        return FAMILIES[key]
+    found = getattr(module, name, None)
+    if isinstance(found, type) and issubclass(found, TaskFamily):
+        return found
+    defined = sorted(
+        {n for n, c in FAMILIES.items() if c.__module__ == module.__name__}
+        | {
+            n
+            for n, c in vars(module).items()
+            if isinstance(c, type) and issubclass(c, TaskFamily) and "family_name" in vars(c)
+        }
+    )
+    what = "is not a task family (a TaskFamily class)" if found is not None else "is not defined there"
+    raise FamilyImportError(
+        f"{name!r} of --env {path} {what}; module {module_name!r} has the families {', '.join(defined) or 'none'} "
+        "(a name registered with register_family, or the class name)"
+    )
+
+
+def _one_line(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def import_path(cls: type[TaskFamily]) -> str | None:
+    """``module:ClassName`` under which a worker process finds ``cls``; None for ``__main__`` or a local class."""
+    module = sys.modules.get(cls.__module__)
+    if module is None or cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__:
+        return None
+    return f"{cls.__module__}:{cls.__qualname__}" if getattr(module, cls.__qualname__, None) is cls else None
+
+
 def register_family(cls: type[TaskFamily]) -> type[TaskFamily]:
     """Add a family class to :data:`FAMILIES` and register it as ``metarl/<family_name>-v0``.
 
-    Use as a decorator on your own family; ``--env <family_name>`` then works in-process.
+    Use as a decorator on your own family; ``--env <family_name>`` then works in-process, and
+    ``--env your_module:<family_name>`` from the command line (it imports ``your_module`` first).
     """
     FAMILIES[cls.family_name] = cls
     if env_id(cls.family_name) not in gym.registry:
@@ -127,6 +197,7 @@ __all__ = [
     "DirectionTask",
     "DynamicsFamily",
     "DynamicsTask",
+    "FamilyImportError",
     "GoalTask",
     "HopperRandParamsEnv",
     "PendulumRandParamsEnv",
@@ -153,6 +224,7 @@ __all__ = [
     "VelocityTask",
     "env_id",
     "get_family",
+    "import_path",
     "load_mujoco_model",
     "metaworld_family",
 ]

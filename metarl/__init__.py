@@ -10,7 +10,11 @@ def __getattr__(name: str):  # lazy: `import metarl` stays light for the env reg
         from . import policy
 
         return getattr(policy, name)
+    if name in ("MetaAlgorithm", "Reptile", "MAML", "FOMAML"):
+        from . import algorithm
+
+        return getattr(algorithm, name)
     raise AttributeError(f"module 'metarl' has no attribute {name!r}")
 
 
-__all__ = ["AdaptedPolicy", "MetaPolicy", "envs"]
+__all__ = ["FOMAML", "MAML", "AdaptedPolicy", "MetaAlgorithm", "MetaPolicy", "Reptile", "envs"]

@@ -25,7 +25,12 @@ def build_parser() -> Parser:
         prog="python -m metarl.adapt",
         description="Adapt a (pretrained) meta-policy to one task and report the return after each step.",
     )
-    p.add_argument("--env", required=True, help=f"task family: {', '.join(FAMILIES)} (or metarl/<Name>-v0)")
+    p.add_argument(
+        "--env",
+        default=None,
+        help=f"task family: {', '.join(FAMILIES)} (or metarl/<Name>-v0, or package.module:Name for your own); "
+        "default with --checkpoint: the checkpoint's (required without)",
+    )
     p.add_argument(
         "--checkpoint",
         type=Path,
@@ -86,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--steps must be >= 0, got {args.steps}")
     if args.episodes_per_step is not None and args.episodes_per_step <= 0:
         return _fail(f"--episodes-per-step must be positive, got {args.episodes_per_step}")
+    if args.env is None and args.checkpoint is None:
+        return _fail("give --env (the shipped meta-policy of that family) or --checkpoint PATH|RUN_DIR")
     try:
-        family = get_family(args.env)
+        family = get_family(args.env) if args.env is not None else None
     except KeyError as e:
         return _fail(str(e.args[0]))
     try:
-        task = parse_task(family, args.task) if args.task is not None else None
+        task = parse_task(family, args.task) if family is not None and args.task is not None else None
     except TaskError as e:
         return _fail(str(e))
     if args.save is not None and args.save.is_dir():
@@ -99,11 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         if args.checkpoint is not None:
-            meta = MetaPolicy.load(args.checkpoint, family=family.family_name)
+            meta = MetaPolicy.load(args.checkpoint, family=family.family_name if family is not None else None)
         else:
             meta = MetaPolicy.pretrained(family.family_name)
     except CheckpointError as e:
         return _fail(str(e), code=1 if args.checkpoint is not None and Path(args.checkpoint).exists() else 2)
+    if family is None:  # the checkpoint's own family (its run's --env, imported where it is module:Name)
+        family = meta.family
+        try:
+            task = parse_task(family, args.task) if args.task is not None else None
+        except TaskError as e:
+            return _fail(str(e))
     changes = {k: getattr(args, k) for k in ("agent", "target_kl") if getattr(args, k) is not None}
     if changes:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import importlib.util
 import math
 from typing import Any
@@ -49,7 +50,11 @@ class TrainConfig:
     ``--adapt-target-kl`` (the meta-test loop only): see :meth:`from_flags`.
     """
 
-    env: str = option("HalfCheetahVel", "task family name or registered id (metarl/<Name>-v0)")
+    env: str = option(
+        "HalfCheetahVel",
+        "task family name, registered id (metarl/<Name>-v0), or package.module:Name for your own family (the module "
+        "is imported first; Name is its registered family name or class name; docs/families.md)",
+    )
     randomize: str = option(
         "",
         "with a Gymnasium MuJoCo --env (e.g. Hopper-v5): model fields and multiplicative ranges to randomise per "
@@ -371,11 +376,42 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
-    """Defaults ← family preset ← flags given. Returns the config and the preset that was applied.
+    """:func:`resolve_flags` of the config flags given on the command line."""
+    return resolve_flags(given_flags(args))
+
+
+def check_types(given: dict[str, Any]) -> None:
+    """Refuse a value of the wrong type (argparse converts the command line's; Python callers may pass anything)."""
+    meta = _field_meta()
+    for name, value in given.items():
+        default = meta[name][0]
+        if name == "hidden":
+            ok = isinstance(value, (tuple, list)) and all(isinstance(h, int) and not isinstance(h, bool) for h in value)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default)) and (isinstance(default, bool) or not isinstance(value, bool))
+        if not ok:
+            want = "a tuple of ints such as (64, 64)" if name == "hidden" else type(default).__name__
+            raise ConfigError(f"{name} must be {want}, got {value!r}")
+
+
+def resolve_flags(given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """Defaults ← family preset ← flags given (``flag_name -> value``, as the command line's and the Python API's
+    keywords). Returns the validated config and the preset that was applied.
 
     A flag that neither inner loop's algorithm reads is refused (one line), not silently ignored.
+
+    Raises:
+        ConfigError: an unknown flag, a value that cannot work, or a flag the chosen algorithms do not read.
+        KeyError: an unknown family (the message lists the known ones).
     """
-    given = given_flags(args)
+    unknown = sorted(set(given) - set(FLAG_NAMES))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], FLAG_NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (the options are the flags of python -m metarl.train)"
+        raise ConfigError(f"unknown option {unknown[0]!r}{hint}")
+    check_types(given)
     env = given.get("env", TrainConfig.env)
     overrides = preset(env, given.get("randomize", ""), given.get("meta_learner", "reptile"))
     cfg = TrainConfig.from_flags({**overrides, **given})

@@ -38,7 +38,9 @@ _fail = functools.partial(fail, "metarl.evaluate")
 
 def build_parser() -> Parser:
     p = Parser(prog="python -m metarl.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--env", required=True, help=f"task family: {', '.join(FAMILIES)}")
+    p.add_argument(
+        "--env", required=True, help=f"task family: {', '.join(FAMILIES)}, or package.module:Name for your own"
+    )
     for flag, text in (
         ("--checkpoint", "meta-policy to evaluate; repeat once per meta-training seed (default: the shipped one)"),
         ("--multitask", "multi-task baseline checkpoint (trained without adaptation); repeat per seed"),

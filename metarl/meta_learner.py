@@ -41,7 +41,7 @@ class MetaLearner(Protocol):
 
 
 @dataclasses.dataclass
-class Reptile:
+class ReptileLearner:
     """Reptile (Nichol, Achiam & Schulman 2018) with linearly annealed ε."""
 
     config: TrainConfig
@@ -62,7 +62,7 @@ class Reptile:
 
 
 @dataclasses.dataclass
-class MAML:
+class MAMLLearner:
     """MAML (``first_order=False``) or FO-MAML over recorded VPG adaptations, with a TRPO outer step."""
 
     config: TrainConfig
@@ -94,7 +94,7 @@ class MAML:
 def make_meta_learner(config: TrainConfig) -> Any:
     """The outer loop ``config.meta_learner`` names."""
     if config.meta_learner == "reptile":
-        return Reptile(config)
+        return ReptileLearner(config)
     if config.meta_learner in ("maml", "fomaml"):
-        return MAML(config, first_order=config.meta_learner == "fomaml")
+        return MAMLLearner(config, first_order=config.meta_learner == "fomaml")
     raise ValueError(f"unknown meta-learner {config.meta_learner!r}")

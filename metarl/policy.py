@@ -34,7 +34,7 @@ from .agents.inner_loop import check_used
 from .agents.networks import Params, mlp
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .envs import Task, TaskFamily, get_family
+from .envs import FamilyImportError, Task, TaskFamily, get_family
 
 
 def pretrained_path(family: str) -> Path:
@@ -170,10 +170,12 @@ class MetaPolicy(_GaussianPolicy):
         state = load_checkpoint(file, family=get_family(family).family_name if family else None)
         try:
             config = TrainConfig.from_dict(state["config"])
-            fam = get_family(state["family"])
+            fam = config.family  # by the run's --env (a module:Name family imports its module)
             norm = RunningNorm(int(state["normalizer"]["mean"].shape[0]))
             norm.load_state_dict(state["normalizer"])
             theta = {k: v.float() for k, v in state["theta"].items()}
+        except FamilyImportError as e:
+            raise CheckpointError(f"{file}: {e.args[0]}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{file}: incomplete metarl checkpoint ({type(e).__name__}: {e})") from None
         agent = _local_agent(fam, config)

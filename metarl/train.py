@@ -1,4 +1,4 @@
-"""``python -m metarl.train``: meta-train a Reptile meta-policy on a task family (the command line over metarl.runner).
+"""``python -m metarl.train``: meta-train a meta-policy on a task family (a thin layer over metarl.algorithm's API).
 
 Writes ``runs/<env>__<agent>__s<seed>__<time>/`` (or ``--run-dir``): ``config.json``, TensorBoard
 events, ``checkpoints/latest.pt`` (after every iteration) and ``checkpoints/iter_NNNNNN.pt`` (every
@@ -16,31 +16,28 @@ memory estimate exceeds the memory available (metarl/resources.py): all checked 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import json
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .algorithm import AUTO, MetaAlgorithm
+from .checkpoint import CheckpointError, load_checkpoint, write_text_atomic
 from .cli import Parser, fail
-from .config import ConfigError, TrainConfig, add_config_arguments, given_flags, migrate, resolve
-from .lock import FolderInUse, FolderLock
-from .resources import check_resources
+from .config import ConfigError, TrainConfig, add_config_arguments, given_flags
+from .lock import FolderInUse
+from .runner import FAULTS, StartError, signals_finish_the_iteration
+from .trainer import DivergenceError
 
 _fail = functools.partial(fail, "metarl.train")
-
-#: Flags that may change when resuming (they do not change what the run computes).
-RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers", "backend", "ray_address")
 
 
 def build_parser() -> Parser:
     p = Parser(
         prog="python -m metarl.train",
-        description="Meta-train a Reptile meta-policy over a task family (preset per family, printed at start). "
-        "Flags not given take the family's preset, then the defaults shown.",
+        description="Meta-train a meta-policy (Reptile, MAML or FO-MAML) over a task family (preset per family, "
+        "printed at start). Flags not given take the family's preset, then the defaults shown. The same run from "
+        "Python: metarl.Reptile(env, **flags).learn() (docs/usage.md).",
     )
     add_config_arguments(p)
     p.add_argument(
@@ -60,102 +57,90 @@ def build_parser() -> Parser:
     return p
 
 
-def _new_run(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], Path]:
-    cfg, overrides = resolve(args)
-    if args.run_dir is not None:
-        run_dir = args.run_dir
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / f"{cfg.family_name}__{cfg.inner.agent}__s{cfg.seed}__{stamp}"
-    _check_free(run_dir)
-    return cfg, overrides, run_dir
-
-
-def _check_free(run_dir: Path) -> None:
-    """Refuse a ``--run-dir`` that is a file or holds a run."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
-    if (run_dir / "config.json").exists() or (run_dir / "checkpoints").exists():
-        raise ConfigError(
-            f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir"
-        )
-
-
-def _resume_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, Any]]:
-    run_dir: Path = args.resume
-    cfg_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoints" / "latest.pt"
-    if not cfg_path.is_file() or not ckpt_path.is_file():
-        raise ConfigError(f"{run_dir} is not a metarl run (needs config.json and checkpoints/latest.pt)")
-    try:
-        doc = json.loads(cfg_path.read_text())
-        cfg = TrainConfig.from_dict(migrate(doc["config"], doc.get("format_version", 1)))
-        cfg.validate()
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-        detail = str(e.args[0]) if isinstance(e, KeyError) else str(e)
-        raise ConfigError(f"{cfg_path}: unreadable run configuration ({detail})") from None
+def _prepare(args: argparse.Namespace) -> MetaAlgorithm:
+    """The run the flags describe (a new one, or ``--resume``); raises on bad input, writes nothing."""
     given = given_flags(args)
-    changes = {f: v for f, v in given.items() if f in RESUMABLE_OVERRIDES}
-    fixed = [f for f in given if f not in RESUMABLE_OVERRIDES]
-    if fixed:
-        allowed = ", ".join("--" + f.replace("_", "-") for f in RESUMABLE_OVERRIDES)
-        raise ConfigError(
-            f"--resume keeps the run's configuration; only {allowed} may change (got --{fixed[0].replace('_', '-')})"
-        )
-    cfg = dataclasses.replace(cfg, **changes)
-    cfg.validate()
-    state = load_checkpoint(ckpt_path, family=cfg.family_name)
-    done = state.get("iteration")
-    if isinstance(done, int) and cfg.meta_iters < done:
-        raise ConfigError(
-            f"--meta-iters {cfg.meta_iters} is below the {done} iterations {run_dir} has done; give a larger total"
-        )
-    return cfg, run_dir, state
-
-
-def _prepare(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[str, Any] | None, dict[str, Any]]:
-    """The run's configuration, folder, checkpoint (None: a new run) and preset; raises on bad input."""
-    if args.resume is not None:
-        if args.run_dir is not None:
-            raise ConfigError("give either --resume RUN_DIR or --run-dir, not both")
-        cfg, run_dir, state = _resume_run(args)
-        return cfg, run_dir, state, {}
-    cfg, overrides, run_dir = _new_run(args)
-    return cfg, run_dir, None, overrides
+    if args.resume is None:
+        env = given.pop("env", TrainConfig.env)
+        return MetaAlgorithm(env, run_dir=AUTO if args.run_dir is None else args.run_dir, **given)
+    if args.run_dir is not None:
+        raise ConfigError("give either --resume RUN_DIR or --run-dir, not both")
+    if not args.resume.is_dir():
+        raise ConfigError(f"{args.resume} is not a metarl run (needs config.json and checkpoints/latest.pt)")
+    return MetaAlgorithm.load(args.resume, **given)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # Everything that can refuse the request runs before anything is written or started: the flags, the
-        # run folder, the checkpoint, then CPUs and memory (metarl/resources.py).
-        cfg, run_dir, state, overrides = _prepare(args)
-        if state is not None and state.get("iteration") == cfg.meta_iters:
-            print(
-                f"metarl.train: {run_dir} is complete ({cfg.meta_iters} iterations); nothing to do. "
-                f"To train further: --resume {run_dir} --meta-iters N with N > {cfg.meta_iters}"
-            )
-            return 0
-        check_resources(cfg)
-        lock = FolderLock(run_dir, "--run-dir" if state is None else "").acquire()
-    except (ConfigError, CheckpointError, FolderInUse) as e:
+        algo = _prepare(args)
+    except (ConfigError, CheckpointError) as e:
         return _fail(str(e))
     except KeyError as e:
         return _fail(str(e.args[0]))
-    except OSError as e:  # the folder cannot be created or read
-        return _fail(f"cannot use {e.filename or 'the run folder'} ({e.strerror or e}); choose another --run-dir")
-    with lock:  # one writer per run folder until this process ends (the kernel releases it on a crash)
-        try:  # again under the lock: another process may have started or extended the run meanwhile
-            if state is None:
-                _check_free(run_dir)
-            else:
-                cfg, run_dir, state = _resume_run(args)
-        except (ConfigError, CheckpointError) as e:
-            return _fail(str(e))
-        if state is not None and state.get("iteration") == cfg.meta_iters:
-            return _fail(f"{run_dir} was completed by another process meanwhile ({cfg.meta_iters} iterations)")
-        from .runner import run
+    if args.resume is not None and algo.iteration == algo.config.meta_iters:
+        n = algo.config.meta_iters
+        print(
+            f"metarl.train: {args.resume} is complete ({n} iterations); nothing to do. "
+            f"To train further: --resume {args.resume} --meta-iters N with N > {n}"
+        )
+        return 0
+    with signals_finish_the_iteration() as stop:
+        try:
+            # Everything that can refuse the request runs before anything is written or started: the flags and
+            # the run folder (above), then CPUs and memory (metarl/resources.py), the folder's lock, the workers.
+            try:
+                algo._open()
+            except (ConfigError, CheckpointError, FolderInUse, StartError) as e:
+                return _fail(str(e))
+            except KeyboardInterrupt:
+                return _fail("stopped by a second signal while starting; no file was written", code=130)
+            except OSError as e:  # the folder cannot be created or read
+                what = e.filename or "the run folder"
+                return _fail(f"cannot use {what} ({e.strerror or e}); choose another --run-dir")
+            return _status(algo, lambda: algo._run(stop, None, quiet=args.quiet))
+        finally:
+            stop["closing"] = True  # a signal now cannot interrupt the flush and the workers' shutdown
+            algo.close()
 
-        return run(cfg, run_dir, state, overrides, quiet=args.quiet)
+
+def _status(algo: MetaAlgorithm, learn: Callable[[], int]) -> int:
+    """``learn()``'s exit status, with faults, write errors and a second signal turned into one line and a status."""
+    run_dir = algo.run_dir
+    kept = run_dir / "checkpoints" / "latest.pt"
+
+    def saved() -> int | str:
+        try:
+            return int(load_checkpoint(kept)["iteration"])
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            return "?"
+
+    try:
+        return learn()
+    except FAULTS as e:
+        what = "diverged" if isinstance(e, DivergenceError) else f"fault in meta-iteration {algo.iteration + 1}"
+        msg = str(e).replace("\n", " ")
+        detail = getattr(e, "worker_traceback", "")
+        if detail:  # keep the worker's traceback for a bug report, out of the one-line message
+            try:
+                write_text_atomic(run_dir / "worker_error.txt", detail)
+                msg += f" (the worker's traceback is in {run_dir / 'worker_error.txt'})"
+            except OSError:
+                pass
+        return _fail(f"{what}: {msg}; stopped, the last good checkpoint (iteration {saved()}) is kept in {kept}", 1)
+    except OSError as e:  # disk full, folder removed or read-only: the atomic writes kept the last checkpoint
+        return _fail(
+            f"cannot write {e.filename or run_dir} ({e.strerror or e}); stopped, the checkpoint of iteration "
+            f"{saved()} is kept. Free space or fix permissions, then: python -m metarl.train --resume {run_dir}",
+            code=1,
+        )
+    except KeyboardInterrupt as e:
+        name = str(e) or "SIGINT"
+        return _fail(
+            f"stopped at once by a second {name}; the checkpoint of iteration {saved()} is kept. "
+            f"Resume with: python -m metarl.train --resume {run_dir}",
+            code=130 if name == "SIGINT" else 143,
+        )
 
 
 if __name__ == "__main__":

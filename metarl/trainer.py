@@ -81,6 +81,11 @@ class MetaTrainer:
     def close(self) -> None:
         self.agent.close()
 
+    def set_meta_iters(self, meta_iters: int) -> None:
+        """A new total of meta-iterations (as ``--resume --meta-iters N``): the ε schedule is spread over it."""
+        self.config = dataclasses.replace(self.config, meta_iters=meta_iters)
+        self.meta_learner = make_meta_learner(self.config)
+
     def train_iteration(self) -> dict[str, float]:
         """One meta-iteration; returns the scalars logged for it."""
         c, i = self.config, self.iteration

@@ -13,7 +13,13 @@ behind ``metarl/resources.py``'s per-process constants.
     python benchmarks/footprint.py --pythonpath /tmp/oldpkg   # another checkout's metarl, same run
 
 ``--pythonpath`` puts a folder holding another ``metarl`` package first on the path, to measure an older
-version in the same minute (the numbers are ratios only if the machine is otherwise idle; memory is not
+version in the same minute. The README's comparison used commit 9df1fb5 laid out as an installed package::
+
+    git worktree add /tmp/old 9df1fb5 && mkdir -p /tmp/oldpkg && cp -r /tmp/old/metarl /tmp/oldpkg/ \
+      && cp -r /tmp/old/envs /tmp/oldpkg/metarl/envs && cp -r /tmp/old/agents /tmp/oldpkg/metarl/agents
+    cd /tmp && python /path/to/benchmarks/footprint.py --meta-iters 1 --pythonpath /tmp/oldpkg
+
+(run from a folder without a ``metarl`` of its own) (the numbers are ratios only if the machine is otherwise idle; memory is not
 affected by load).
 """
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .agents.inner_loop import AGENTS
-from .cli import Parser, fail
+from .cli import Parser, add_budget_arguments, budget_error, fail
 from .envs import FAMILIES, TaskError, get_family
 
 _fail = functools.partial(fail, "metarl.adapt")
@@ -57,15 +57,7 @@ def build_parser() -> Parser:
         default=None,
         help="trpo: KL size of one adaptation step (default: the meta-policy's)",
     )
-    p.add_argument(
-        "--steps", type=int, default=None, help="adaptation steps (default: the meta-policy's --eval-steps, e.g. 3)"
-    )
-    p.add_argument(
-        "--episodes-per-step",
-        type=int,
-        default=None,
-        help="episodes sampled per step (default: the meta-policy's --episodes-per-step, e.g. 20)",
-    )
+    add_budget_arguments(p, "the meta-policy's")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled task and of the sampling (default: 0)")
     p.add_argument(
         "--save",
@@ -87,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from .tasks import parse_task, warn_if_out_of_distribution
 
     args = build_parser().parse_args(argv)
-    if args.steps is not None and args.steps < 0:
-        return _fail(f"--steps must be >= 0, got {args.steps}")
-    if args.episodes_per_step is not None and args.episodes_per_step <= 0:
-        return _fail(f"--episodes-per-step must be positive, got {args.episodes_per_step}")
+    if budget_error(args):
+        return _fail(budget_error(args))
     if args.env is None and args.checkpoint is None:
         return _fail("give --env (the shipped meta-policy of that family) or --checkpoint PATH|RUN_DIR")
     try:
@@ -123,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             meta = meta.with_inner_loop(**changes)
         except ValueError as e:
             return _fail(str(e))
-    steps = meta.config.eval_steps if args.steps is None else args.steps
-    episodes = meta.config.episodes_per_step if args.episodes_per_step is None else args.episodes_per_step
+    steps, episodes = meta.budget(args.steps, args.episodes_per_step)
     sampled = task is None
     if task is None:
         task = family.sample_tasks(1, np.random.default_rng(args.seed))[0]

@@ -19,3 +19,23 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--steps`` and ``--episodes-per-step``, defaulting to ``whose`` meta-policy's own evaluation."""
+    parser.add_argument("--steps", type=int, default=None, help=f"adaptation steps (default: {whose} --eval-steps)")
+    parser.add_argument(
+        "--episodes-per-step",
+        type=int,
+        default=None,
+        help=f"episodes sampled per step (default: {whose} --episodes-per-step)",
+    )
+
+
+def budget_error(args: argparse.Namespace) -> str | None:
+    """The one-line problem with ``--steps`` / ``--episodes-per-step`` if any (None: fine or not given)."""
+    if args.steps is not None and args.steps < 0:
+        return f"--steps must be >= 0, got {args.steps}"
+    if args.episodes_per_step is not None and args.episodes_per_step <= 0:
+        return f"--episodes-per-step must be positive, got {args.episodes_per_step}"
+    return None

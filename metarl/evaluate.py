@@ -27,7 +27,7 @@ import numpy as np
 
 from .agents.inner_loop import AGENTS
 from .checkpoint import write_text_atomic
-from .cli import Parser, fail
+from .cli import Parser, add_budget_arguments, fail
 from .envs import FAMILIES, get_family
 from .lock import FolderInUse, FolderLock
 from .plots import plot_curves
@@ -76,18 +76,10 @@ def build_parser() -> Parser:
         "--oracle-steps",
         type=int,
         default=100,
-        help="oracle PPO updates of --episodes-per-step episodes each (default: 100)",
+        help="oracle updates (the training inner loop's) of --episodes-per-step episodes each (default: 100)",
     )
     p.add_argument("--tasks", type=int, default=40, help="tasks (held-out: at most the family's 40; default: 40)")
-    p.add_argument(
-        "--steps", type=int, default=None, help="adaptation steps (default: the first meta-policy's --eval-steps)"
-    )
-    p.add_argument(
-        "--episodes-per-step",
-        type=int,
-        default=None,
-        help="episodes per step (default: the first meta-policy's --episodes-per-step)",
-    )
+    add_budget_arguments(p, "the first meta-policy's")
     p.add_argument("--seed", type=int, default=1000, help="evaluation seed, separate from training seeds")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval__<env>__<time>)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
@@ -231,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # an inner-loop override that cannot work
         return _fail(str(e))
     reference = metas[0]
-    steps = reference.config.eval_steps if args.steps is None else args.steps
-    episodes = reference.config.episodes_per_step if args.episodes_per_step is None else args.episodes_per_step
+    steps, episodes = reference.budget(args.steps, args.episodes_per_step)
     if args.task_set == "train":
         tasks = family.sample_tasks(args.tasks, np.random.default_rng([args.seed, 7]))
     else:

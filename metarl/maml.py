@@ -83,8 +83,7 @@ def _per_task_mean(x: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
 def surrogate(adapted: Params, batch: UpdateBatch, logp_old: torch.Tensor) -> torch.Tensor:
     """The post-adaptation surrogate ``mean_t E[ratio · A]`` (a scalar; higher is better)."""
     b = _as(batch, logp_old.dtype)
-    logp = gaussian_log_prob(mlp(adapted, "pi", b.obs), adapted["log_std"].unsqueeze(1), b.actions)
-    return _per_task_mean(torch.exp(logp - logp_old) * b.advantages, b.alive).mean()
+    return _per_task_mean(torch.exp(_log_probs(adapted, b) - logp_old) * b.advantages, b.alive).mean()
 
 
 def mean_kl(old: tuple[torch.Tensor, torch.Tensor], adapted: Params, batch: UpdateBatch) -> torch.Tensor:

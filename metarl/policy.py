@@ -249,6 +249,13 @@ class MetaPolicy(_GaussianPolicy):
         task = self._task_of(env_or_task)
         return self.adapt_many([task], steps, episodes_per_step, seeds=[seed])[0]
 
+    def budget(self, steps: int | None = None, episodes_per_step: int | None = None) -> tuple[int, int]:
+        """Adaptation steps and episodes per step: the given ones, else the run's own evaluation's."""
+        return (
+            self.config.eval_steps if steps is None else steps,
+            self.config.episodes_per_step if episodes_per_step is None else episodes_per_step,
+        )
+
     def adapt_many(
         self,
         tasks: Sequence[Task],
@@ -267,8 +274,7 @@ class MetaPolicy(_GaussianPolicy):
         from .resources import available_cpus, effective_workers
         from .trainer import build_agent
 
-        steps = self.config.eval_steps if steps is None else steps
-        episodes_per_step = self.config.episodes_per_step if episodes_per_step is None else episodes_per_step
+        steps, episodes_per_step = self.budget(steps, episodes_per_step)
         seeds = list(range(len(tasks))) if seeds is None else list(seeds)
         if steps < 0 or episodes_per_step <= 0:
             raise ValueError("steps must be >= 0 and episodes_per_step > 0")

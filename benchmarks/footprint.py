@@ -19,8 +19,8 @@ version in the same minute. The README's comparison used commit 9df1fb5 laid out
       && cp -r /tmp/old/envs /tmp/oldpkg/metarl/envs && cp -r /tmp/old/agents /tmp/oldpkg/metarl/agents
     cd /tmp && python /path/to/benchmarks/footprint.py --meta-iters 1 --pythonpath /tmp/oldpkg
 
-(run from a folder without a ``metarl`` of its own) (the numbers are ratios only if the machine is otherwise idle; memory is not
-affected by load).
+(run from a folder without a ``metarl`` of its own). Times compare only on an otherwise idle machine; memory
+is not affected by load.
 """
 
 from __future__ import annotations

@@ -112,6 +112,10 @@ class Agent(abc.ABC):
         if len(seeds) != len(tasks):
             raise ValueError(f"adapt got {len(seeds)} seeds for {len(tasks)} tasks")
         check_layout(self.sb3_layout, inner)
+        if inner.holdout > 0 and episodes < 2 and steps > 0:
+            raise ValueError(
+                f"holdout {inner.holdout} needs at least 2 episodes per step to hold one out, got {episodes}"
+            )
         return self._adapt(AdaptRequest(theta, tasks, inner, steps, episodes, norm, seeds, record))
 
     @abc.abstractmethod

@@ -63,6 +63,17 @@ class InnerLoop:
     cg_iters: int = option(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
     cg_damping: float = option(0.1, "trpo: damping added to the Fisher matrix's diagonal")
     line_search_steps: int = option(10, "trpo: backtracking halvings the line search tries")
+    step_decay: float = option(
+        1.0,
+        "vpg, ppo, trpo: each inner step's size is the previous one's times this (vpg, ppo: --inner-lr; trpo: "
+        "--target-kl); 1 keeps it constant (MAML's meta-test used 0.1 then 0.05: 0.5)",
+    )
+    holdout: float = option(
+        0.0,
+        "trpo: fraction of each step's episodes held out to check the step: it is computed on the others, and "
+        "the line search keeps the largest fraction that also raises the surrogate on the held-out episodes "
+        "(none: no step); costs no extra episodes (0: off)",
+    )
 
     @property
     def is_sb3(self) -> bool:
@@ -85,6 +96,10 @@ class InnerLoop:
         for name in ("value_epochs", "cg_damping"):
             if getattr(self, name) < 0:
                 raise InnerLoopError(f"{prefix}{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if self.step_decay <= 0:
+            raise InnerLoopError(f"{prefix}step-decay must be positive (1: constant steps), got {self.step_decay}")
+        if not 0 <= self.holdout < 1:
+            raise InnerLoopError(f"{prefix}holdout must be in [0, 1) (0: off), got {self.holdout}")
 
     def uses(self, name: str) -> bool:
         """Whether this inner loop's algorithm reads the field ``name``."""
@@ -105,8 +120,10 @@ _COMMON = {"gamma", "gae_lambda"}
 _PPO = _COMMON | {"inner_lr", "ppo_epochs", "minibatches", "clip_range", "vf_coef", "ent_coef", "max_grad_norm"}
 #: The fields each algorithm reads (``agent`` itself aside).
 USED_BY: dict[str, frozenset[str]] = {
-    "ppo": frozenset(_PPO),
-    "vpg": frozenset(_COMMON | {"inner_lr", "ent_coef", "max_grad_norm", "value_lr", "value_epochs", "baseline"}),
+    "ppo": frozenset(_PPO | {"step_decay"}),
+    "vpg": frozenset(
+        _COMMON | {"inner_lr", "ent_coef", "max_grad_norm", "value_lr", "value_epochs", "baseline", "step_decay"}
+    ),
     "trpo": frozenset(
         _COMMON
         | {
@@ -118,6 +135,8 @@ USED_BY: dict[str, frozenset[str]] = {
             "cg_iters",
             "cg_damping",
             "line_search_steps",
+            "step_decay",
+            "holdout",
         }
     ),
     "sb3-ppo": frozenset(_PPO),

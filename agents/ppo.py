@@ -9,7 +9,7 @@ import torch
 
 from .inner_loop import InnerLoop
 from .networks import Params
-from .update import UpdateBatch, clip_grad_per_task, policy_terms, split_params
+from .update import UpdateBatch, clip_grad_per_task, policy_terms, split_params, step_size
 
 
 class PPO:
@@ -20,9 +20,12 @@ class PPO:
         pi, vf = split_params(params)
         self.trained = pi + vf
         self.opt = torch.optim.Adam(self.trained, lr=inner.inner_lr, eps=1e-5)
+        self.step = 0
 
     def update(self, batch: UpdateBatch, gens: Sequence[torch.Generator]) -> tuple[float, float, dict[str, float]]:
         c = self.c
+        self.opt.param_groups[0]["lr"] = step_size(c.inner_lr, c, self.step)
+        self.step += 1
         T, N = batch.obs.shape[:2]
         mb = max(1, N // c.minibatches)
         rows = torch.arange(T).unsqueeze(1)

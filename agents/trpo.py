@@ -7,6 +7,11 @@ baselines' TRPO uses, ``1.5 δ`` (the quadratic model is only approximate). The 
 fixed distance in KL whatever the gradient's scale. The value baseline is fitted after the step, as for
 VPG. Every scalar of the solver is a vector over tasks: tasks are independent blocks of the stacked
 parameters, so one autograd pass gives every task's gradient and Fisher-vector product at once.
+
+Two meta-test options (issue 15): ``step_decay`` shrinks ``δ`` geometrically from one step to the next,
+and ``holdout`` computes the step on part of the batch's episodes and lets the line search keep only a
+fraction that also raises the surrogate on the held-out rest, a check against a step that overfits the
+batch's noise (importance-weighted on episodes the step never saw; no extra episodes are sampled).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 
 from .inner_loop import InnerLoop
 from .networks import Params, gaussian_log_prob, mlp
-from .update import UpdateBatch, ValueFit, split_params
+from .update import UpdateBatch, ValueFit, split_params, step_size
 
 Vectors = list[torch.Tensor]  # one tensor per parameter, leading dim T (tasks)
 
@@ -95,51 +100,60 @@ class TRPO:
         self.c, self.params = inner, params
         self.pi, vf = split_params(params)
         self.value = ValueFit(params, vf, inner)
+        self.step = 0
 
     def update(self, batch: UpdateBatch, gens: Sequence[torch.Generator]) -> tuple[float, float, dict[str, float]]:
         c, p, pi = self.c, self.params, self.pi
+        target_kl = step_size(c.target_kl, c, self.step)
+        self.step += 1
         obs, act, alive = batch.obs, batch.actions, batch.alive
+        # the step is computed on ``fit``; with --holdout the line search also checks it on the held-out episodes
+        fit = alive if c.holdout == 0 else alive * (1.0 - batch.held_out)
+        check = alive * batch.held_out
         n = alive.sum(1).clamp_min(1.0)
         with torch.no_grad():
             mean_old = mlp(p, "pi", obs)
             log_std_old = p["log_std"].detach().clone().unsqueeze(1)
         old = [t.detach().clone() for t in pi]
 
-        def per_task(x: torch.Tensor) -> torch.Tensor:  # masked mean over a task's samples
-            return (x * alive).sum(1) / n
+        def per_task(x: torch.Tensor, mask: torch.Tensor = alive) -> torch.Tensor:  # masked mean over samples
+            return (x * mask).sum(1) / (n if mask is alive else mask.sum(1).clamp_min(1.0))
 
-        def surrogate() -> torch.Tensor:
+        def surrogate(mask: torch.Tensor = fit) -> torch.Tensor:
             logp = gaussian_log_prob(mlp(p, "pi", obs), p["log_std"].unsqueeze(1), act)
             entropy = (p["log_std"] + 0.5 * (1.0 + np.log(2 * np.pi))).sum(-1)
-            return per_task(torch.exp(logp - batch.log_probs) * batch.advantages) + c.ent_coef * entropy
+            return per_task(torch.exp(logp - batch.log_probs) * batch.advantages, mask) + c.ent_coef * entropy
 
-        def kl() -> torch.Tensor:  # mean KL(old || new) per task
+        def kl(mask: torch.Tensor = alive) -> torch.Tensor:  # mean KL(old || new) per task
             mean, log_std = mlp(p, "pi", obs), p["log_std"].unsqueeze(1)
             d = (
                 log_std
                 - log_std_old
                 + (torch.exp(2 * log_std_old) + (mean_old - mean).pow(2)) / (2 * torch.exp(2 * log_std))
             )
-            return per_task((d - 0.5).sum(-1))
+            return per_task((d - 0.5).sum(-1), mask)
 
         def fvp(v: Vectors) -> Vectors:
-            grads = torch.autograd.grad(kl().sum(), pi, create_graph=True)
+            grads = torch.autograd.grad(kl(fit).sum(), pi, create_graph=True)
             hv = torch.autograd.grad(dot(grads, v).sum(), pi)
             return [h.detach() + c.cg_damping * x for h, x in zip(hv, v)]
 
         surr0 = surrogate()
         g = [x.detach() for x in torch.autograd.grad(surr0.sum(), pi)]
         surr0 = surr0.detach()
+        with torch.no_grad():
+            held0 = surrogate(check) if c.holdout > 0 else None
         x = conjugate_gradient(fvp, g, c.cg_iters)
         shs = dot(x, fvp(x)).clamp_min(1e-12)
-        full = [scale(torch.sqrt(2 * c.target_kl / shs), xi) for xi in x]
+        full = [scale(torch.sqrt(2 * target_kl / shs), xi) for xi in x]
 
         def set_fraction(frac: torch.Tensor | float) -> None:
             for t, t0, s in zip(pi, old, full):
                 t.copy_(t0 + (scale(frac, s) if isinstance(frac, torch.Tensor) else frac * s))
 
         def accept() -> torch.Tensor:
-            return (kl() <= KL_TOLERANCE * c.target_kl) & (surrogate() > surr0)
+            ok = (kl() <= KL_TOLERANCE * target_kl) & (surrogate() > surr0)
+            return ok & (surrogate(check) > held0) if c.holdout > 0 else ok
 
         with torch.no_grad():
             chosen = line_search(set_fraction, accept, obs.shape[0], c.line_search_steps)

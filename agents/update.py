@@ -31,6 +31,7 @@ class UpdateBatch:
     advantages: torch.Tensor  # normalised per task, 0 where not alive
     returns: torch.Tensor  # value targets
     alive: torch.Tensor
+    held_out: torch.Tensor  # 1.0 on the samples of the episodes held out to check the step (InnerLoop.holdout)
 
 
 def prepare_batch(ro: Rollout, inner: InnerLoop) -> UpdateBatch:
@@ -44,9 +45,24 @@ def prepare_batch(ro: Rollout, inner: InnerLoop) -> UpdateBatch:
         return x.reshape(T, -1, *x.shape[3:])
 
     alive = flat(ro.alive)
+    episodes = ro.alive.shape[1]
+    held = torch.zeros_like(ro.alive)
+    if inner.holdout > 0:  # the last episodes of each task; at least one is held out and one is kept
+        held[:, episodes - min(episodes - 1, max(1, round(inner.holdout * episodes))) :] = 1.0
     return UpdateBatch(
-        flat(ro.obs), flat(ro.actions), flat(ro.log_probs), normalize_per_task(flat(adv), alive), flat(ret), alive
+        flat(ro.obs),
+        flat(ro.actions),
+        flat(ro.log_probs),
+        normalize_per_task(flat(adv), alive),
+        flat(ret),
+        alive,
+        flat(held),
     )
+
+
+def step_size(base: float, inner: InnerLoop, step: int) -> float:
+    """The size (learning rate or trust region) of inner step ``step`` (0-based): ``base · step_decay**step``."""
+    return base * inner.step_decay**step
 
 
 class Update(Protocol):

@@ -12,7 +12,7 @@ import torch
 
 from .inner_loop import InnerLoop
 from .networks import Params
-from .update import UpdateBatch, ValueFit, clip_grad_per_task, policy_terms, split_params
+from .update import UpdateBatch, ValueFit, clip_grad_per_task, policy_terms, split_params, step_size
 
 
 def vpg_loss(params: Params, batch: UpdateBatch, inner: InnerLoop) -> torch.Tensor:
@@ -30,8 +30,11 @@ class VPG:
         self.pi, vf = split_params(params)
         self.opt = torch.optim.SGD(self.pi, lr=inner.inner_lr)
         self.value = ValueFit(params, vf, inner)
+        self.step = 0
 
     def update(self, batch: UpdateBatch, gens: Sequence[torch.Generator]) -> tuple[float, float, dict[str, float]]:
+        self.opt.param_groups[0]["lr"] = step_size(self.c.inner_lr, self.c, self.step)
+        self.step += 1
         per_task = vpg_loss(self.params, batch, self.c)
         self.opt.zero_grad()
         per_task.sum().backward()

@@ -13,8 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .agents.inner_loop import AGENTS
-from .cli import Parser, add_budget_arguments, budget_error, fail
+from .cli import Parser, add_budget_arguments, add_inner_loop_arguments, budget_error, fail, inner_loop_overrides
 from .envs import FAMILIES, TaskError, get_family
 
 _fail = functools.partial(fail, "metarl.adapt")
@@ -44,19 +43,7 @@ def build_parser() -> Parser:
         help="the task, as key=value[,key=value] or JSON, e.g. velocity=1.3, direction=-1, goal=0.1:-0.2 "
         "(default: a task sampled with --seed, printed)",
     )
-    p.add_argument(
-        "--agent",
-        choices=AGENTS,
-        default=None,
-        help="inner-loop agent that adapts (default: the meta-policy's meta-test inner loop, e.g. trpo for the "
-        "shipped HalfCheetah ones); native agents adapt native meta-policies, sb3-* agents sb3-* ones",
-    )
-    p.add_argument(
-        "--target-kl",
-        type=float,
-        default=None,
-        help="trpo: KL size of one adaptation step (default: the meta-policy's)",
-    )
+    add_inner_loop_arguments(p, "the meta-policy's")  # native agents adapt native meta-policies, sb3-* sb3-* ones
     add_budget_arguments(p, "the meta-policy's")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled task and of the sampling (default: 0)")
     p.add_argument(
@@ -107,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             task = parse_task(family, args.task) if args.task is not None else None
         except TaskError as e:
             return _fail(str(e))
-    changes = {k: getattr(args, k) for k in ("agent", "target_kl") if getattr(args, k) is not None}
+    changes = inner_loop_overrides(args)
     if changes:
         try:
             meta = meta.with_inner_loop(**changes)

@@ -39,3 +39,31 @@ def budget_error(args: argparse.Namespace) -> str | None:
     if args.episodes_per_step is not None and args.episodes_per_step <= 0:
         return f"--episodes-per-step must be positive, got {args.episodes_per_step}"
     return None
+
+
+#: The meta-test inner-loop settings that metarl.adapt and metarl.evaluate can replace (InnerLoop fields).
+INNER_LOOP_OVERRIDES = ("agent", "inner_lr", "target_kl", "step_decay", "holdout")
+
+
+def add_inner_loop_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--agent``, ``--inner-lr``, ``--target-kl``, ``--step-decay``, ``--holdout``: replace ``whose``
+    meta-test inner loop's (default: keep it); help from :class:`~metarl.agents.inner_loop.InnerLoop`."""
+    import dataclasses
+
+    from .agents.inner_loop import AGENTS, InnerLoop
+
+    fields = {f.name: f for f in dataclasses.fields(InnerLoop)}
+    for name in INNER_LOOP_OVERRIDES:
+        f = fields[name]
+        extra = {"choices": AGENTS} if name == "agent" else {"type": float}
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            default=None,
+            help=f"{f.metadata['help']} (default: {whose} meta-test inner loop's)",
+            **extra,
+        )
+
+
+def inner_loop_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The inner-loop settings given on the command line (field -> value), for ``MetaPolicy.with_inner_loop``."""
+    return {k: getattr(args, k) for k in INNER_LOOP_OVERRIDES if getattr(args, k) is not None}

@@ -22,7 +22,7 @@ META_LEARNERS = ("reptile", "maml", "fomaml")
 #: Where the adapting workers run: spawned processes or Ray actors (agents/pool.py, agents/ray_transport.py).
 BACKENDS = ("processes", "ray")
 #: The version of the configuration's dict form (config.json, checkpoints); :func:`migrate` reads older ones.
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
 
 class ConfigError(ValueError):
@@ -37,7 +37,11 @@ ADAPT_FLAGS: dict[str, tuple[Any, str]] = {
         "MetaPolicy.adapt (empty: --agent). E.g. meta-train with ppo, adapt with trpo",
     ),
     "adapt_target_kl": (0.0, "trpo's --target-kl at meta-test time (0: --target-kl)"),
+    "adapt_step_decay": (0.0, "--step-decay at meta-test time (0: --step-decay)"),
+    "adapt_holdout": (0.0, "trpo's --holdout at meta-test time (0: --holdout)"),
 }
+#: The meta-test inner loop's field each of :data:`ADAPT_FLAGS` replaces.
+ADAPT_FIELDS = {name: name.removeprefix("adapt_") for name in ADAPT_FLAGS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,13 +119,13 @@ class TrainConfig:
         unknown = set(values) - set(FLAG_NAMES)
         if unknown:
             raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
-        if values.get("adapt_target_kl", 0.0) < 0:
-            raise ConfigError(f"--adapt-target-kl must be >= 0 (0: --target-kl), got {values['adapt_target_kl']}")
+        for name, field in ADAPT_FIELDS.items():
+            if name != "adapt_agent" and values.get(name, 0.0) < 0:
+                flag, base = name.replace("_", "-"), field.replace("_", "-")
+                raise ConfigError(f"--{flag} must be >= 0 (0: --{base}), got {values[name]}")
         inner = InnerLoop(**{k: v for k, v in values.items() if k in INNER_FIELDS})
         adapt = dataclasses.replace(
-            inner,
-            agent=values.get("adapt_agent") or inner.agent,
-            target_kl=values.get("adapt_target_kl") or inner.target_kl,
+            inner, **{field: values.get(name) or getattr(inner, field) for name, field in ADAPT_FIELDS.items()}
         )
         rest = {k: v for k, v in values.items() if k in TOP_FIELDS}
         if "hidden" in rest:
@@ -239,6 +243,8 @@ _V1_ADDED_LATER = {
     "backend": "processes",
     "ray_address": "",
 }
+#: The inner-loop options format 3 added (issue 15), at the values format 2's runs had in effect: off.
+_V2_INNER_ADDED = {"step_decay": 1.0, "holdout": 0.0}
 #: Settings format 1 had no key for, at the values its code had them (constants then, options now).
 _V1_IMPLICIT = {
     "cg_iters": 10,
@@ -247,6 +253,8 @@ _V1_IMPLICIT = {
     "baseline": "value",
     "meta_learner": "reptile",
     "outer_kl": 0.01,
+    **{name: 0.0 for name in ("adapt_step_decay", "adapt_holdout")},
+    **_V2_INNER_ADDED,
 }
 _V1_KEYS = set(FLAG_NAMES) - set(_V1_IMPLICIT)
 
@@ -259,6 +267,14 @@ def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     """
     if version == CONFIG_VERSION:
         return d
+    if version == 2:  # format 3 added two inner-loop options; format 2's runs had them off
+        loops = {}
+        for key in ("inner", "adapt"):
+            loop = d.get(key)
+            if not isinstance(loop, dict) or set(loop) & set(_V2_INNER_ADDED):
+                raise ConfigError(f"configuration of format 2 with a bad {key!r} inner loop")
+            loops[key] = {**loop, **_V2_INNER_ADDED}
+        return {**d, **loops}
     if version != 1:
         raise ConfigError(f"configuration format {version} is not one this metarl reads (1 to {CONFIG_VERSION})")
     unknown = set(d) - _V1_KEYS
@@ -418,8 +434,9 @@ def resolve_flags(given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
     cfg.validate()
     try:
         check_used(given, (cfg.inner, cfg.adapt))
-        if "adapt_target_kl" in given:
-            check_used({"target_kl": 0}, (cfg.adapt,), prefix="--adapt-")
+        for name, field in ADAPT_FIELDS.items():
+            if name in given and name != "adapt_agent":
+                check_used({field: 0}, (cfg.adapt,), prefix="--adapt-")
     except InnerLoopError as e:
         raise ConfigError(str(e)) from None
     return cfg, overrides

@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .agents.inner_loop import AGENTS
 from .checkpoint import write_text_atomic
-from .cli import Parser, add_budget_arguments, fail
+from .cli import Parser, add_budget_arguments, add_inner_loop_arguments, fail, inner_loop_overrides
 from .envs import FAMILIES, get_family
 from .lock import FolderInUse, FolderLock
 from .plots import plot_curves
@@ -46,18 +45,7 @@ def build_parser() -> Parser:
         ("--multitask", "multi-task baseline checkpoint (trained without adaptation); repeat per seed"),
     ):
         p.add_argument(flag, type=Path, action="append", default=[], metavar="PATH|RUN_DIR", help=text)
-    p.add_argument(
-        "--agent",
-        choices=AGENTS,
-        default=None,
-        help="inner-loop agent that adapts every policy and baseline (default: each one's meta-test inner loop)",
-    )
-    p.add_argument(
-        "--inner-lr", type=float, default=None, help="inner-loop learning rate of every policy (default: its own)"
-    )
-    p.add_argument(
-        "--target-kl", type=float, default=None, help="trpo trust region for every policy (default: each one's own)"
-    )
+    add_inner_loop_arguments(p, "for every policy and baseline: each one's")
     p.add_argument(
         "--task-set",
         choices=("held-out", "train"),
@@ -110,7 +98,7 @@ def _load(args: argparse.Namespace, family: Any) -> tuple[list[Any], list[Any]]:
         MetaPolicy.pretrained(family.family_name)
     ]
     multis = [MetaPolicy.load(p, family.family_name) for p in args.multitask]
-    changes = {k: getattr(args, k) for k in ("agent", "inner_lr", "target_kl") if getattr(args, k) is not None}
+    changes = inner_loop_overrides(args)
     if changes:
         metas = [m.with_inner_loop(**changes) for m in metas]
         multis = [m.with_inner_loop(**changes) for m in multis]
@@ -313,9 +301,7 @@ def _evaluate(
         "agent": adapt.agent,  # the inner loop that adapted
         "target_kl": adapt.target_kl,
         "inner_loop": adapt.to_dict(),
-        "inner_loop_overrides": {
-            k: getattr(args, k) for k in ("agent", "inner_lr", "target_kl") if getattr(args, k) is not None
-        },
+        "inner_loop_overrides": inner_loop_overrides(args),
         "curves": results,
         "meta_policy_minus_baseline": comparisons,
         "oracle": oracle,

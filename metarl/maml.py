@@ -30,7 +30,7 @@ import torch
 from .agents.inner_loop import InnerLoop
 from .agents.networks import Params, gaussian_log_prob, mlp
 from .agents.trpo import conjugate_gradient, dot, line_search
-from .agents.update import UpdateBatch
+from .agents.update import UpdateBatch, step_size
 from .agents.vpg import vpg_loss
 
 #: Damping of the outer Hessian-vector products and the line search's halvings (pytorch-maml-rl's values).
@@ -72,7 +72,8 @@ def adapt_differentiably(
             sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
             factor = (inner.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
             grads = [g * factor.view(-1, *([1] * (g.dim() - 1))) for g in grads]
-        p = {**p, **{n: p[n] - inner.inner_lr * g for n, g in zip(names, grads)}}
+        lr = step_size(inner.inner_lr, inner, k)
+        p = {**p, **{n: p[n] - lr * g for n, g in zip(names, grads)}}
     return p
 
 

@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Issue 14 on HalfCheetahVel at a small budget (the 48 M-step presets take ~2 h per MAML seed on this machine):
-# ITERS iterations of 160k env steps for each meta-learner with its preset (Reptile: 10 tasks x 4 batches x 20
-# episodes; MAML/FO-MAML: 40 tasks x 2 batches x 10 episodes), seed SEED, then metarl.evaluate on the 40 held-out
-# tasks (k = 0..3, 20 episodes, evaluation seed 1000) with the inner loop each was trained for.
+# Issue 14 on a HalfCheetah family at a small budget (the 48 M-step presets take ~2 h per MAML seed on this
+# machine): ITERS iterations of 160k env steps for each meta-learner with its preset (Reptile: 10 tasks x 4
+# batches x 20 episodes; MAML/FO-MAML: 40 tasks x 2 batches x 10 episodes), for each seed in SEEDS.
+# MAML and FO-MAML keep a checkpoint every iteration, and FO-MAML (faster than Reptile per iteration) runs on
+# to FO_ITERS, so that scripts/maml_equal_time.py can pick, per seed, the checkpoint whose training wall-clock
+# matches Reptile's ITERS iterations. Evaluation: scripts/maml_anchor_eval.sh.
 set -eu
 cd "$(dirname "$0")/.."
+ENV=${ENV:-HalfCheetahVel}
 ITERS=${ITERS:-20}
-SEEDS=${SEEDS:-0}
+FO_ITERS=${FO_ITERS:-36}
+SEEDS=${SEEDS:-0 1 2}
 mkdir -p runs/maml results/maml
+train() {  # meta-learner, seed, iterations, extra flags...
+  local ml=$1 seed=$2 iters=$3; shift 3
+  local run=runs/maml/${ENV}__${ml}__i${ITERS}__s${seed}
+  if [ -f "$run/checkpoints/$(printf iter_%06d.pt "$iters")" ]; then
+    return 0
+  elif [ -f "$run/checkpoints/latest.pt" ]; then
+    python -m metarl.train --resume "$run" --meta-iters "$iters" --quiet "$@" >> "$run.log" 2>&1
+  else
+    python -m metarl.train --env "$ENV" --meta-learner "$ml" --meta-iters "$iters" --seed "$seed" \
+      --eval-every 0 --eval-tasks 10 --quiet --run-dir "$run" "$@" > "$run.log" 2>&1
+  fi
+}
 for seed in $SEEDS; do
-  for ml in reptile maml fomaml; do
-    run=runs/maml/HalfCheetahVel__${ml}__i${ITERS}__s${seed}
-    [ -f "$run/checkpoints/latest.pt" ] && continue
-    python -m metarl.train --env HalfCheetahVel --meta-learner "$ml" --meta-iters "$ITERS" --seed "$seed" \
-      --eval-every 0 --eval-tasks 10 --quiet --run-dir "$run" > "$run.log" 2>&1
-  done
+  train reptile "$seed" "$ITERS"
+  train maml "$seed" "$ITERS" --checkpoint-every 1
+  train fomaml "$seed" "$FO_ITERS" --checkpoint-every 1
 done
-for ml in reptile maml fomaml; do
-  out=results/maml/eval_HalfCheetahVel__${ml}__i${ITERS}
-  [ -f "$out/results.json" ] && continue
-  python -m metarl.evaluate --env HalfCheetahVel --steps 3 --episodes-per-step 20 --seed 1000 --oracle-tasks 0 \
-    --random-seeds 0 $(for s in $SEEDS; do echo --checkpoint runs/maml/HalfCheetahVel__${ml}__i${ITERS}__s$s; done) \
-    --out "$out" > "$out.log" 2>&1
-done
-python scripts/compare_curves.py results/maml/eval_HalfCheetahVel__{reptile,maml,fomaml}__i${ITERS}/results.json

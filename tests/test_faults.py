@@ -20,7 +20,7 @@ from conftest import alive, children, nav_vpg, process_pool, same_theta, theta
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from metarl.agents.pool import WorkerError
-from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from metarl.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, save_checkpoint
 from metarl.envs import FAMILIES, HalfCheetahVelEnv, SimulationError, VelocityTask
 from metarl.train import main
 
@@ -346,7 +346,7 @@ def _nan_parameters(path, marker, run):
         (_truncated, "truncated or corrupted checkpoint"),
         (_empty, "truncated or corrupted checkpoint"),
         (_flipped_tensor_bytes, "checksum mismatch"),
-        (_newer_format, "checkpoint format 99 is newer than this metarl reads (2); upgrade metarl"),
+        (_newer_format, f"checkpoint format 99 is newer than this metarl reads ({FORMAT_VERSION}); upgrade metarl"),
         (_other_family, "checkpoint of family HalfCheetahVel, not Navigation2D"),
         (_other_shape, "parameter shapes do not match"),
         (_nan_parameters, "holds NaN or inf"),

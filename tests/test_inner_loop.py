@@ -177,13 +177,14 @@ def test_a_config_of_this_format_with_a_missing_key_is_refused_not_filled(tmp_pa
     state = torch.load(pretrained_path("HalfCheetahVel"), weights_only=True)
     path = tmp_path / "old.pt"
     save_checkpoint(path, {**{k: v for k, v in state.items() if k not in ("checksum", "format_version")}})
-    with pytest.raises(CheckpointError, match=r"version 2 with unknown keys \['adapt_agent'"):  # a format-1 config
+    # a format-1 config saved as if it were of this format
+    with pytest.raises(CheckpointError, match=rf"version {CONFIG_VERSION} with unknown keys \['adapt_agent'"):
         MetaPolicy.load(path)
 
 
 def test_a_format_1_checkpoint_loads_migrated():
     state = load_checkpoint(pretrained_path("HalfCheetahVel"))
-    assert state["format_version"] == 2 and state["config"]["adapt"]["target_kl"] == 1.0
+    assert state["format_version"] == CONFIG_VERSION and state["config"]["adapt"]["target_kl"] == 1.0
     meta = MetaPolicy.pretrained("HalfCheetahVel")
     assert meta.config.adapt.agent == "trpo" and meta.config.eval_steps == 3 and meta.config.episodes_per_step == 20
 
@@ -202,3 +203,116 @@ def test_adapt_and_evaluate_refuse_a_setting_their_inner_loop_does_not_read(tmp_
     assert evaluate_main(["--env", "HalfCheetahVel", "--inner-lr", "0.1", "--out", str(out)]) == 2  # adapts by trpo
     err = capsys.readouterr().err.strip()
     assert err.startswith("metarl.evaluate: error: --inner-lr is not used by --agent trpo") and not out.exists()
+
+
+# ---- meta-test step options: step_decay and holdout (issue 15) ---------------------------------------
+def _navigation_batch(inner, steps=1, episodes=6, tasks=3):
+    from metarl.envs import Navigation2DEnv
+
+    agent = NativeAgent(Navigation2DEnv, (8,), -0.5, threads=1)
+    theta = agent.init_params(0)
+    task_list = Navigation2DEnv.sample_tasks(tasks, np.random.default_rng(0))
+    res = agent.adapt(theta, task_list, inner, steps, episodes, RunningNorm(2), list(range(tasks)), record=True)
+    agent.close()
+    return theta, res
+
+
+def test_step_decay_shrinks_each_vpg_step_by_its_factor():
+    """θ₂ = θ₁ − 0.5·lr·∇L₁(θ₁) with step_decay 0.5, recomputed by hand from the batches the agent recorded."""
+    from metarl.agents.vpg import vpg_loss
+
+    inner = InnerLoop(agent="vpg", inner_lr=0.3, step_decay=0.5, baseline="linear", max_grad_norm=0.0)
+    theta, res = _navigation_batch(inner, steps=2)
+    p = {k: v.detach().clone() for k, v in stack(theta, 3).items()}
+    for k, lr in enumerate((0.3, 0.15)):
+        leaves = {n: v.clone().requires_grad_(True) for n, v in p.items()}
+        names = [n for n in leaves if not n.startswith("vf.")]
+        grads = torch.autograd.grad(vpg_loss(leaves, res.batches[k], inner).sum(), [leaves[n] for n in names])
+        p = {**p, **{n: p[n] - lr * g for n, g in zip(names, grads)}}
+    for t, params in enumerate(res.params):
+        for name in params:
+            if not name.startswith("vf."):
+                torch.testing.assert_close(params[name], p[name][t], rtol=1e-5, atol=1e-6)
+    _, constant = _navigation_batch(InnerLoop(**{**inner.to_dict(), "step_decay": 1.0}), steps=2)
+    assert not torch.equal(constant.params[0]["pi.0.w"], res.params[0]["pi.0.w"])
+
+
+def _mean_kl(before, after, obs, alive):
+    from metarl.agents.networks import mlp
+
+    mu0, mu1 = mlp(before, "pi", obs), mlp(after, "pi", obs)
+    s0, s1 = before["log_std"].unsqueeze(1), after["log_std"].unsqueeze(1)
+    d = (s1 - s0 + (torch.exp(2 * s0) + (mu0 - mu1).pow(2)) / (2 * torch.exp(2 * s1)) - 0.5).sum(-1)
+    return (d * alive).sum(1) / alive.sum(1)
+
+
+def test_step_decay_shrinks_each_trpo_trust_region():
+    """With target_kl 0.05 and step_decay 0.01 the second step's KL is within 1.5 x 0.0005 (the first: 0.075)."""
+    inner = InnerLoop(agent="trpo", target_kl=0.05, step_decay=0.01)
+    theta, one = _navigation_batch(inner, steps=1)
+    _, two = _navigation_batch(inner, steps=2)  # the same seeds: the same first batch and first step
+    theta1 = {k: torch.stack([p[k] for p in one.params]) for k in theta}
+    theta2 = {k: torch.stack([p[k] for p in two.params]) for k in theta}
+    batch = two.batches[1]  # sampled with θ₁, the batch of the second step
+    with torch.no_grad():
+        kl2 = _mean_kl(theta1, theta2, batch.obs, batch.alive)
+        kl1 = _mean_kl(stack(theta, 3), theta1, one.batches[0].obs, one.batches[0].alive)
+    assert (kl2 <= 1.5 * 0.05 * 0.01 + 1e-7).all() and (kl2 > 0).any(), kl2
+    assert (kl1 > 1.5 * 0.05 * 0.01).all(), kl1
+
+
+def test_holdout_keeps_only_a_step_that_raises_the_surrogate_on_the_held_out_episodes():
+    from metarl.agents.networks import gaussian_log_prob, mlp
+    from metarl.agents.trpo import TRPO
+
+    inner = InnerLoop(agent="trpo", target_kl=0.5, holdout=0.5)
+    theta, res = _navigation_batch(inner, steps=0, tasks=8, episodes=4)  # without the check 5 of 8 tasks lose
+    batch = res.batches[0]
+    held = batch.held_out.reshape(8, 4, -1)
+    assert held[:, 2:].eq(1).all() and held[:, :2].eq(0).all()
+
+    def held_out_surrogate(params):
+        logp = gaussian_log_prob(mlp(params, "pi", batch.obs), params["log_std"].unsqueeze(1), batch.actions)
+        mask = batch.alive * batch.held_out
+        return (torch.exp(logp - batch.log_probs) * batch.advantages * mask).sum(1) / mask.sum(1)
+
+    results = {}
+    for holdout in (0.0, 0.5):
+        params = stack(theta, 8)
+        _, _, stats = TRPO(InnerLoop(**{**inner.to_dict(), "holdout": holdout}), params).update(batch, [])
+        with torch.no_grad():
+            results[holdout] = (held_out_surrogate(params), {k: v.clone() for k, v in params.items()})
+    with torch.no_grad():
+        before = held_out_surrogate(stack(theta, 8))
+    gain, moved = results[0.5][0] - before, results[0.5][1]["pi.0.w"] != stack(theta, 8)["pi.0.w"]
+    stepped = moved.flatten(1).any(1)
+    assert (gain[stepped] > 0).all() and (gain[~stepped] == 0).all() and stepped.any() and not stepped.all(), gain
+    # the step is computed on the other episodes: not the step of the whole batch
+    assert not torch.equal(results[0.0][1]["pi.0.w"], results[0.5][1]["pi.0.w"])
+
+
+def test_a_format_2_config_is_migrated_with_both_options_off():
+    cfg = TrainConfig()
+    old = cfg.to_dict()
+    for loop in ("inner", "adapt"):
+        del old[loop]["step_decay"], old[loop]["holdout"]
+    assert TrainConfig.from_dict(migrate(old, 2)) == cfg
+    with pytest.raises(ConfigError, match="format 2 with a bad 'inner' inner loop"):
+        migrate(cfg.to_dict(), 2)  # format 2 never had the keys
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--agent", "ppo", "--holdout", "0.25"], "--holdout is not used by --agent ppo; it applies to trpo"),
+        (["--agent", "trpo", "--holdout", "1.0"], "--holdout must be in [0, 1) (0: off), got 1.0"),
+        (["--step-decay", "0"], "--step-decay must be positive (1: constant steps), got 0.0"),
+        (["--adapt-holdout", "-0.1"], "--adapt-holdout must be >= 0 (0: --holdout), got -0.1"),
+    ],
+)
+def test_bad_step_options_are_one_line_errors(tmp_path, capsys, flags, message):
+    run = tmp_path / "run"
+    assert train_main([*TINY, *flags, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not run.exists()

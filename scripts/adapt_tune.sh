@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Issue 15's meta-test directions, tuned on training draws only: a meta-policy (default: the shipped one for ENV)
+# adapts to TASKS fresh draws from the training distribution (--task-set train, evaluation seed 2000; never the
+# held-out tasks), k = 0..3, 20 episodes per step, with each candidate meta-test inner loop; then the table
+# (scripts/compare_curves.py: means, CIs, tasks improved, the worst task's change, paired margins over the first).
+set -eu
+cd "$(dirname "$0")/.."
+ENV=${ENV:-HalfCheetahVel}
+TASKS=${TASKS:-40}
+CHECKPOINT=${CHECKPOINT:-}
+OUT=${OUT:-results/adapt_tune}
+mkdir -p "$OUT"
+names=()
+while read -r name flags; do
+  out=$OUT/${ENV}__$name
+  names+=("$out/results.json")
+  [ -f "$out/results.json" ] && continue
+  python -m metarl.evaluate --env "$ENV" ${CHECKPOINT:+--checkpoint "$CHECKPOINT"} --task-set train \
+    --tasks "$TASKS" --seed 2000 --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 $flags \
+    --out "$out" > "$out.log" 2>&1
+done <<'CANDIDATES'
+own
+holdout0.25 --holdout 0.25
+holdout0.5 --holdout 0.5
+decay0.5 --step-decay 0.5
+holdout0.25_decay0.5 --holdout 0.25 --step-decay 0.5
+kl2_holdout0.25 --target-kl 2.0 --holdout 0.25
+CANDIDATES
+python scripts/compare_curves.py --against-first "${names[@]}"

@@ -63,6 +63,15 @@ class BatchEnv:
         """
         raise NotImplementedError
 
+    def _copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """``indices`` as an int array, checked for :meth:`reset_copies`: distinct copies, one generator each."""
+        ids = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(rngs) != len(ids):
+            raise ValueError(f"reset got {len(rngs)} generators for {len(ids)} envs")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs or len(np.unique(ids)) != len(ids)):
+            raise ValueError(f"reset_copies needs distinct copies in 0..{self.num_envs - 1}, got {ids.tolist()}")
+        return ids
+
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step every copy; returns ``(obs, reward, terminated)``. Actions are clipped to the bounds."""
         raise NotImplementedError

@@ -45,9 +45,7 @@ class GymBatchEnv(BatchEnv):
                 env.set_task(t)
 
     def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        ids = [int(i) for i in indices]
-        if len(rngs) != len(ids):
-            raise ValueError(f"reset got {len(rngs)} generators for {len(ids)} envs")
+        ids = self._copies(indices, rngs)
         for i, r in zip(ids, rngs):
             self._done[i] = False
             if self._success is not None:

@@ -97,11 +97,7 @@ class MujocoFamilyBatch(BatchEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids, qpos, qvel)``: the copies as an index array and their initial states, copy ``indices[j]`` drawn
         from ``rngs[j]``; starts their episodes (step count, frozen flag)."""
-        ids = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(rngs) != len(ids):
-            raise ValueError(f"reset got {len(rngs)} generators for {len(ids)} envs")
-        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs or len(np.unique(ids)) != len(ids)):
-            raise ValueError(f"reset_copies needs distinct copies in 0..{self.num_envs - 1}, got {ids.tolist()}")
+        ids = self._copies(indices, rngs)
         self._t[ids] = 0
         self._done[ids] = False
         states = [self.template._batch_reset(rng, 1) for rng in rngs]

@@ -96,7 +96,7 @@ class PointBatchEnv(BatchEnv):
         self.goals = np.stack([t.vector() for t in tasks])
 
     def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        ids = list(indices)
+        ids = self._copies(indices, rngs)
         self.pos[ids] = 0.0  # every episode starts at the origin: nothing drawn
         return self.pos[ids]
 

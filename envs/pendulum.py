@@ -122,9 +122,7 @@ class PendulumBatchEnv(BatchEnv):
         return np.stack([np.cos(self.th), np.sin(self.th), self.thdot], axis=1)
 
     def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        ids = list(indices)
-        if len(rngs) != len(ids):
-            raise ValueError(f"reset got {len(rngs)} generators for {len(ids)} envs")
+        ids = self._copies(indices, rngs)
         for i, r in zip(ids, rngs):
             self.th[i], self.thdot[i] = r.uniform(low=[-np.pi, -1.0], high=[np.pi, 1.0])
         return self._obs()[ids]

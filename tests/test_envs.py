@@ -284,6 +284,8 @@ def test_reset_copies_restarts_those_copies_exactly_and_leaves_the_others(name, 
     obs_fresh = fresh.reset([np.random.default_rng(i) for i in (0, 7, 2)])
     assert obs1.shape == (1, touched.obs_dim) and np.array_equal(obs1[0], obs_fresh[1])
     assert touched.reset_copies([], []).shape == (0, touched.obs_dim)
+    with pytest.raises(ValueError, match="distinct copies in 0..2"):
+        touched.reset_copies([1, 1], [np.random.default_rng(0)] * 2)
     for a in acts[steps:]:
         o_t, r_t, d_t = touched.step(a)
         o_u, r_u, d_u = untouched.step(a)

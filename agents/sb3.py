@@ -12,15 +12,21 @@ Per task, :meth:`SB3Agent.adapt`:
    it ``learn()`` would continue the previous task's episodes), then seeds SB3 and the env from the
    task's seed;
 3. runs ``learn()`` for ``K + 1`` rollouts of ``n_steps = horizon`` steps in ``n_envs = E`` copies, so
-   every rollout is exactly ``E`` whole episodes; SB3 trains after rollouts ``0..K-1`` (``K``
-   updates) and a callback stops ``learn()`` at the end of rollout ``K``, before a ``K+1``-th update;
+   every rollout is ``E · horizon`` env steps (exactly ``E`` whole episodes where episodes have a fixed
+   length); SB3 trains after rollouts ``0..K-1`` (``K`` updates) and a callback stops ``learn()`` at the
+   end of rollout ``K``, before a ``K+1``-th update;
 4. reads the adapted parameters back.
 
-``returns[k]`` is the mean return of the ``E`` episodes of rollout ``k``, sampled by SB3's own
-``collect_rollouts`` after ``k`` updates: the MAML protocol of the native agent, so
-``adapt/return_pre`` and ``adapt/return_post`` mean the same for both. The budget is exact, with no
-rounding of ``total_timesteps`` up to ``n_steps × n_envs``: ``(K + 1) · E · horizon`` env steps per
-task, checked after every task and reported (``sb3/timesteps_per_task``, ``sb3/updates_per_task``).
+``returns[k]`` is the mean return of the episodes that end during rollout ``k``, sampled by SB3's own
+``collect_rollouts`` after ``k`` updates. With fixed-length episodes those are rollout ``k``'s ``E``
+episodes: the MAML protocol of the native agent, so ``adapt/return_pre`` and ``adapt/return_post``
+mean the same for both. Families that end episodes early run too: the VecEnv adapter restarts each
+copy the step its episode ends (:class:`~metarl.agents.vec_env.BatchVecEnv`), a rollout then holds
+at least ``E`` episodes (``sb3/episodes_per_rollout``), and an episode that ends in rollout ``k`` may
+have begun in rollout ``k - 1`` (docs/sb3.md, "Episodes that end early"). The budget is exact either
+way, with no rounding of ``total_timesteps`` up to ``n_steps × n_envs``: ``(K + 1) · E · horizon`` env
+steps per task, as SB3 counts timesteps, checked after every task and reported
+(``sb3/timesteps_per_task``, ``sb3/updates_per_task``).
 
 Decisions:
 
@@ -170,31 +176,40 @@ class _Collector(KVWriter):
 
 
 class _Rollouts(BaseCallback):
-    """Measures the mean episode return of each rollout; stops ``learn()`` after ``rollouts`` of them.
+    """Measures the mean return of the episodes that end in each rollout; stops ``learn()`` after ``rollouts``.
 
-    Rollouts are ``horizon`` steps of whole episodes, so summing the rewards SB3 receives over a
-    rollout gives each copy's episode return (read before SB3 adds bootstrapped values to them).
+    Each copy's return is the sum of the rewards SB3 receives (float32, summed in float64, read before SB3
+    adds bootstrapped values to them) since its episode began; it is recorded the step the copy is
+    ``done``. A rollout is ``horizon`` steps of every copy and no episode is longer, so every copy ends at
+    least one episode in every rollout. With fixed-length episodes the rollout's episodes are exactly
+    its ``n_envs`` whole ones; with early termination an episode that ends in rollout ``k`` may have begun
+    in rollout ``k - 1`` (under the parameters before the last update), and the episodes still running
+    when ``learn()`` stops are not counted.
     """
 
     def __init__(self, horizon: int, rollouts: int) -> None:
         super().__init__()
         self.horizon, self.rollouts = horizon, rollouts
         self.returns: list[float] = []
+        self.episodes: list[int] = []  # episodes that ended in each rollout
         self.updates = 0  # rollouts that ended normally: SB3 trains after each of them
-        self._sum: np.ndarray | None = None
+        self._sum: np.ndarray | None = None  # each copy's return so far; episodes run across rollouts
+        self._ended: list[float] = []
         self._t = 0
 
     def _on_rollout_start(self) -> None:
-        self._sum, self._t = None, 0
+        self._ended, self._t = [], 0
 
     def _on_step(self) -> bool:
         rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
         self._sum = rewards.copy() if self._sum is None else self._sum + rewards
+        for i in np.flatnonzero(self.locals["dones"]):
+            self._ended.append(float(self._sum[i]))
+            self._sum[i] = 0.0
         self._t += 1
         if self._t == self.horizon:
-            if not np.all(self.locals["dones"]):
-                raise RuntimeError("SB3 rollout and episode boundaries are out of step")
-            self.returns.append(float(self._sum.mean()))
+            self.returns.append(float(np.mean(self._ended)))
+            self.episodes.append(len(self._ended))
             if len(self.returns) == self.rollouts:
                 return False  # the last rollout only measures: no update after it
         return True
@@ -232,13 +247,7 @@ class SB3Agent(Agent):
         algorithm_class(inner.agent)  # fail early on an unknown algorithm or a missing sb3-contrib
         probe = family()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
-        ends_early = bool(getattr(probe, "_terminate_when_unhealthy", False))
         probe.close()
-        if ends_early:
-            raise ValueError(
-                f"{family.family_name} ends episodes early (unhealthy states); the SB3 agents need fixed-length "
-                "episodes because a BatchEnv has no per-copy reset yet: use --agent ppo or vpg (docs/sb3.md)"
-            )
         self.obs_dim = int(np.prod(self.observation_space.shape))
         self.act_dim = int(np.prod(self.action_space.shape))
         self.horizon = int(family.horizon)
@@ -298,7 +307,7 @@ class SB3Agent(Agent):
         T, E, H = len(tasks), req.episodes, self.horizon
         model, vec, fresh = self._model(inner, E)
         expected = (steps + 1) * E * H
-        params, returns, stats = [], [], []
+        params, returns, stats, episodes = [], [], [], []
         for task, seed in zip(tasks, seeds):
             set_params(model, theta)
             model.policy.optimizer.load_state_dict(fresh)  # a fresh optimiser for every task
@@ -320,6 +329,7 @@ class SB3Agent(Agent):
             params.append(get_params(model))
             returns.append(callback.returns)
             stats.append(self._collector.take())
+            episodes.append(float(np.mean(callback.episodes)))
         pl = [
             s.get("train/policy_gradient_loss", s.get("train/policy_loss", -s.get("train/policy_objective", 0.0)))
             for s in stats
@@ -329,6 +339,7 @@ class SB3Agent(Agent):
         merged = {f"sb3/{k}": float(np.mean([s[k] for s in stats if k in s])) for k in sorted(keys)}
         merged["sb3/timesteps_per_task"] = float(expected)
         merged["sb3/updates_per_task"] = float(steps)
+        merged["sb3/episodes_per_rollout"] = float(np.mean(episodes))  # E for fixed-length episodes, more if early ends
         return AdaptResult(
             params=params,
             returns=torch.tensor(returns, dtype=torch.float32).T.contiguous(),  # (steps + 1, T)

@@ -3,21 +3,21 @@
 SB3 agents step the same batched simulator as the native agent: one ``step_wait`` is one
 ``BatchEnv.step`` over all copies (one array in, one array out), not ``num_envs`` Gymnasium ``step``
 calls. The adapter keeps SB3's ``VecEnv`` contract as :class:`~stable_baselines3.common.vec_env.DummyVecEnv`
-over ``gym.make("metarl/<Name>-v0")`` keeps it, so an SB3 algorithm sees the same thing from both:
+over ``gym.make("metarl/<Name>-v0")`` (a ``TimeLimit`` of the family's horizon) keeps it, so an SB3
+algorithm sees the same thing from both:
 
-- episodes last the family's horizon; at the last step every copy is ``done`` with
-  ``info["TimeLimit.truncated"] = True`` and ``info["terminal_observation"]`` (SB3 then bootstraps the
-  value of the cut-off state), and the batch is reset automatically;
+- each copy's episode ends when it terminates (an unhealthy walker) or at the horizon, whichever comes
+  first; that step the copy is ``done`` with ``info["terminal_observation"]`` and
+  ``info["TimeLimit.truncated"]`` (True only for a cut-off episode, whose value SB3 then bootstraps),
+  and only that copy is restarted (:meth:`BatchEnv.reset_copies`): the observation returned for it is
+  its next episode's first one, as SB3's auto-reset gives;
 - ``info["episode"] = {"r", "l", "t"}`` at the end of an episode, as SB3's ``Monitor`` writes it, so
-  ``rollout/ep_rew_mean`` is logged;
+  ``rollout/ep_rew_mean`` is logged; the other copies' infos are empty;
 - observations and actions use the single env's spaces (dtype included), rewards are float32.
 
-Copy ``i`` draws its initial states from its own generator, spawned from the seed given to
-:meth:`BatchVecEnv.seed` (SB3's ``set_random_seed`` calls it), so one seed fixes every episode.
-
-A ``BatchEnv`` resets all copies together; it has no per-copy reset. Families whose episodes end
-early (``terminated``) cannot run under this adapter yet: it raises instead of feeding SB3 steps
-of an episode that has ended.
+Copy ``i`` draws the initial state of each of its episodes, in turn, from its own generator, spawned
+from the seed given to :meth:`BatchVecEnv.seed` (SB3's ``set_random_seed`` calls it): one seed fixes
+every episode, whichever copies end when.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ class BatchVecEnv(VecEnv):
         self._obs_dtype = observation_space.dtype
         self._rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(0).spawn(self.num_envs)]
         self._actions: np.ndarray | None = None
-        self._t = 0
+        self._t = np.zeros(self.num_envs, dtype=np.int64)  # per copy, steps into its episode
         self._ep_return = np.zeros(self.num_envs)
-        self._ep_start = time.perf_counter()
+        self._t_start = time.perf_counter()  # Monitor's "t": seconds since the env was made
 
     # ---- metarl side ---------------------------------------------------------------------
     def set_tasks(self, tasks: Sequence[Task]) -> None:
@@ -67,15 +67,11 @@ class BatchVecEnv(VecEnv):
             self._rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(int(seed)).spawn(self.num_envs)]
         return [seed] * self.num_envs
 
-    def _reset_batch(self) -> np.ndarray:
-        self._t = 0
-        self._ep_return[:] = 0.0
-        self._ep_start = time.perf_counter()
-        return self.batch.reset(self._rngs).astype(self._obs_dtype, copy=False)
-
     def reset(self) -> VecEnvObs:
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._reset_batch()
+        self._t[:] = 0
+        self._ep_return[:] = 0.0
+        return self.batch.reset(self._rngs).astype(self._obs_dtype, copy=False)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -87,26 +83,28 @@ class BatchVecEnv(VecEnv):
         self._t += 1
         self._ep_return += reward
         obs = obs.astype(self._obs_dtype, copy=False)
-        last = self._t >= self.horizon
-        if terminated.any() and not (last or terminated.all()):
-            raise NotImplementedError(
-                f"copies {np.flatnonzero(terminated).tolist()} terminated at step {self._t} of {self.horizon}: "
-                "the SB3 adapter needs fixed-length episodes (a BatchEnv has no per-copy reset)"
-            )
         rewards = reward.astype(np.float32)
-        if not (last or terminated.any()):
-            return obs, rewards, np.zeros(self.num_envs, dtype=bool), [{} for _ in range(self.num_envs)]
-        seconds = round(time.perf_counter() - self._ep_start, 6)
-        infos: list[dict[str, Any]] = [
-            {
-                "terminal_observation": obs[i],
-                "TimeLimit.truncated": bool(last and not terminated[i]),
-                "episode": {"r": float(self._ep_return[i]), "l": self._t, "t": seconds},
+        truncated = (self._t >= self.horizon) & ~terminated
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if not dones.any():
+            return obs, rewards, dones, infos
+        ended = np.flatnonzero(dones)
+        seconds = round(time.perf_counter() - self._t_start, 6)
+        for i in ended:
+            infos[i] = {
+                "terminal_observation": obs[i].copy(),
+                "TimeLimit.truncated": bool(truncated[i]),
+                "episode": {"r": float(self._ep_return[i]), "l": int(self._t[i]), "t": seconds},
             }
-            for i in range(self.num_envs)
-        ]
-        new_obs = self._reset_batch()
-        return new_obs, rewards, np.ones(self.num_envs, dtype=bool), infos
+        if len(ended) == self.num_envs:  # every copy at once (fixed-length episodes): one batch reset
+            new_obs = self.reset()
+        else:
+            self._t[ended] = 0
+            self._ep_return[ended] = 0.0
+            new_obs = obs.copy()
+            new_obs[ended] = self.batch.reset_copies(ended, [self._rngs[i] for i in ended])
+        return new_obs, rewards, dones, infos
 
     def close(self) -> None:
         """Nothing to release: the ``BatchEnv`` belongs to the caller."""

@@ -23,9 +23,13 @@ class SimulationError(RuntimeError):
 class BatchEnv:
     """Many copies of one family's env, stepped together; each copy has its own task.
 
-    Episodes have the family's fixed horizon; the sampler calls ``reset`` then ``step`` ``horizon``
-    times. ``terminated`` marks copies whose episode ended early (none do for goal-varying
-    HalfCheetah); the sampler masks their later steps.
+    Episodes have the family's fixed horizon; the native sampler calls ``reset`` then ``step`` ``horizon``
+    times. ``terminated`` marks copies whose episode ended early (none do for goal-varying HalfCheetah);
+    such a copy is frozen (reward 0, still ``terminated``) until it is reset, and the sampler masks its
+    later steps. SB3's ``VecEnv`` adapter instead restarts each copy the step its episode ends, with
+    :meth:`reset_copies`; the batch itself knows no time limit (the horizon is its caller's to count).
+
+    Implementations define :meth:`reset_copies`; :meth:`reset` is that over every copy.
     """
 
     num_envs: int
@@ -45,7 +49,28 @@ class BatchEnv:
         One generator per copy makes a copy's episodes independent of which batch it runs in.
         Returns observations ``(num_envs, obs_dim)``.
         """
+        if len(rngs) != self.num_envs:
+            raise ValueError(f"reset got {len(rngs)} generators for {self.num_envs} envs")
+        return self.reset_copies(range(self.num_envs), rngs)
+
+    def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """Start new episodes in copies ``indices`` only, copy ``indices[j]`` drawing from ``rngs[j]``.
+
+        The other copies carry on exactly as if nothing happened. A copy's initial state depends on its
+        generator alone (each reset draws the same amount from it), so a copy's ``k``-th episode starts
+        the same whichever copies reset when. Returns the observations of the reset copies,
+        ``(len(indices), obs_dim)``, in the order of ``indices``.
+        """
         raise NotImplementedError
+
+    def _copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """``indices`` as an int array, checked for :meth:`reset_copies`: distinct copies, one generator each."""
+        ids = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(rngs) != len(ids):
+            raise ValueError(f"reset got {len(rngs)} generators for {len(ids)} envs")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs or len(np.unique(ids)) != len(ids)):
+            raise ValueError(f"reset_copies needs distinct copies in 0..{self.num_envs - 1}, got {ids.tolist()}")
+        return ids
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step every copy; returns ``(obs, reward, terminated)``. Actions are clipped to the bounds."""

@@ -19,7 +19,7 @@ from .family import Task
 class GymBatchEnv(BatchEnv):
     """Copies of a family env stepped one at a time through their own ``step`` (any env; slower).
 
-    A copy that terminated is frozen until the next reset (reward 0, ``terminated`` stays True); the
+    A copy that terminated is frozen until its next reset (reward 0, ``terminated`` stays True); the
     sampler masks those steps anyway. For a family that ``defines_success``, each copy records whether
     ``info["success"]`` was truthy at any step of its episode (:meth:`episode_success`).
     """
@@ -44,13 +44,14 @@ class GymBatchEnv(BatchEnv):
             if env.get_task() != t:
                 env.set_task(t)
 
-    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        self._done[:] = False
-        if self._success is not None:
-            self._success[:] = False
-        for i, (env, r) in enumerate(zip(self.envs, rngs)):
-            self._obs[i] = env.reset(seed=int(r.integers(2**31)))[0]
-        return self._obs.copy()
+    def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        ids = self._copies(indices, rngs)
+        for i, r in zip(ids, rngs):
+            self._done[i] = False
+            if self._success is not None:
+                self._success[i] = False
+            self._obs[i] = self.envs[i].reset(seed=int(r.integers(2**31)))[0]
+        return self._obs[ids]
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         reward = np.zeros(self.num_envs)

@@ -36,6 +36,11 @@ class MujocoFamilyBatch(BatchEnv):
         num_envs: number of copies.
     """
 
+    # each copy's current state and gathered ``MjData`` fields, rows of (num_envs, ...) arrays (set by subclasses)
+    qpos: np.ndarray
+    qvel: np.ndarray
+    extra: dict[str, np.ndarray]
+
     def __init__(self, template: Any, num_envs: int) -> None:
         self.template = template
         self.num_envs = int(num_envs)
@@ -57,8 +62,8 @@ class MujocoFamilyBatch(BatchEnv):
         self.obs_dim = int(template.observation_space.shape[0])
         self._ctrl = np.zeros((self.num_envs, self.act_dim))
         self._tasks: list[Task] = [template.get_task()] * self.num_envs
-        self._t = 0  # env steps since the last reset, for error messages
-        # A copy that terminated is frozen until the next reset (the sampler masks its later steps), so
+        self._t = np.zeros(self.num_envs, dtype=np.int64)  # per copy, env steps since its reset (error messages)
+        # A copy that terminated is frozen until its next reset (the sampler masks its later steps), so
         # early-terminating walkers do not pay physics for dead episodes.
         self._done = np.zeros(self.num_envs, dtype=bool)
 
@@ -87,20 +92,30 @@ class MujocoFamilyBatch(BatchEnv):
                     changed = True
         return changed
 
-    def _initial_states(self, rngs: Sequence[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
-        """Each copy's initial ``(qpos, qvel)``, copy ``i`` drawn from ``rngs[i]``; starts the episode count."""
-        if len(rngs) != self.num_envs:
-            raise ValueError(f"reset got {len(rngs)} generators for {self.num_envs} envs")
-        self._t = 0
-        self._done[:] = False
+    def _initial_states(
+        self, indices: Sequence[int], rngs: Sequence[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, qpos, qvel)``: the copies as an index array and their initial states, copy ``indices[j]`` drawn
+        from ``rngs[j]``; starts their episodes (step count, frozen flag)."""
+        ids = self._copies(indices, rngs)
+        self._t[ids] = 0
+        self._done[ids] = False
         states = [self.template._batch_reset(rng, 1) for rng in rngs]
-        return np.concatenate([q for q, _ in states]), np.concatenate([v for _, v in states])
+        if not states:
+            return ids, np.zeros((0, self.model.nq)), np.zeros((0, self.model.nv))
+        return ids, np.concatenate([q for q, _ in states]), np.concatenate([v for _, v in states])
 
     def _observe(self, qpos: np.ndarray, qvel: np.ndarray, extra: dict[str, np.ndarray]) -> np.ndarray:
         """The family's observations of every copy."""
         if self._fields:
             return self.template._batch_obs(qpos, qvel, extra=extra)
         return self.template._batch_obs(qpos, qvel)
+
+    def _observe_copies(self, ids: np.ndarray) -> np.ndarray:
+        """The observations of copies ``ids``, from the current state rows."""
+        if not len(ids):
+            return np.zeros((0, self.obs_dim))
+        return self._observe(self.qpos[ids], self.qvel[ids], {f: v[ids] for f, v in self.extra.items()})
 
     def _transition(
         self,
@@ -128,7 +143,7 @@ class MujocoFamilyBatch(BatchEnv):
     def _unstable(self, i: int, which: str) -> SimulationError:
         """The error for copy ``i`` going unstable (``which``: the warnings or the cause) at the current step."""
         return SimulationError(
-            f"{self.template.family_name}: the simulation went unstable ({which}) at env step {self._t} "
+            f"{self.template.family_name}: the simulation went unstable ({which}) at env step {self._t[i]} "
             f"of the episode, in copy {i} of {self.num_envs}, task {self._tasks[i]!r}"
         )
 
@@ -170,19 +185,19 @@ class MujocoBatchEnv(MujocoFamilyBatch):
         """Copy ``i``'s ``MjData`` (its state and the derived fields of its last step)."""
         return self.datas[i]
 
-    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        qpos0, qvel0 = self._initial_states(rngs)
-        for i, d in enumerate(self.datas):
-            model = self.model_of(i)
+    def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        ids, qpos0, qvel0 = self._initial_states(indices, rngs)
+        for j, i in enumerate(ids):  # what Gymnasium's reset does: mj_resetData, the initial state, mj_forward
+            d, model = self.datas[i], self.model_of(i)
             mujoco.mj_resetData(model, d)
-            d.qpos[:] = qpos0[i]
-            d.qvel[:] = qvel0[i]
+            d.qpos[:] = qpos0[j]
+            d.qvel[:] = qvel0[j]
             mujoco.mj_forward(model, d)
             self.qpos[i] = d.qpos
             self.qvel[i] = d.qvel
             for f, arr in self.extra.items():
                 arr[i] = getattr(d, f)
-        return self._observe(self.qpos, self.qvel, self.extra)
+        return self._observe_copies(ids)
 
     def _step_slice(self, lo: int, hi: int) -> None:
         model, fs, ctrl, qpos, qvel = self.model, self.frame_skip, self._ctrl, self.qpos, self.qvel

@@ -126,17 +126,19 @@ class NativeMujocoBatchEnv(MujocoFamilyBatch):
         if self._set_tasks(tasks):
             self.batch.set_models(self.models)  # the batch reads models it was given: set them again after edits
 
-    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        qpos0, qvel0 = self._initial_states(rngs)
+    def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        ids, qpos0, qvel0 = self._initial_states(indices, rngs)
+        if not len(ids):
+            return self._observe_copies(ids)
         b = self.batch
-        b.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)  # mj_resetData; then the initial state, then mj_forward
-        self.qpos[:] = qpos0
-        self.qvel[:] = qvel0
-        self._call(b.forward)
+        b.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)  # mj_resetData; then the initial state, then mj_forward
+        self.qpos[ids] = qpos0
+        self.qvel[ids] = qvel0
+        self._call(b.forward, ids)
         if self._rne_fields:  # what mj_forward leaves in them (no mj_rnePostConstraint at reset)
-            for i in range(self.num_envs):
-                self._gather_rne(i, post=False)
-        return self._observe(self.qpos, self.qvel, self.extra)
+            for i in ids:
+                self._gather_rne(int(i), post=False)
+        return self._observe_copies(ids)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.clip(actions, self.action_low, self.action_high, out=self._ctrl)

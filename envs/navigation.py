@@ -95,9 +95,10 @@ class PointBatchEnv(BatchEnv):
             raise ValueError(f"set_tasks got {len(tasks)} tasks for {self.num_envs} envs")
         self.goals = np.stack([t.vector() for t in tasks])
 
-    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        self.pos = np.zeros((self.num_envs, 2))
-        return self.pos.copy()
+    def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        ids = self._copies(indices, rngs)
+        self.pos[ids] = 0.0  # every episode starts at the origin: nothing drawn
+        return self.pos[ids]
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.pos = self.pos + np.clip(actions, self.action_low, self.action_high)

@@ -121,10 +121,11 @@ class PendulumBatchEnv(BatchEnv):
     def _obs(self) -> np.ndarray:
         return np.stack([np.cos(self.th), np.sin(self.th), self.thdot], axis=1)
 
-    def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        state = np.stack([r.uniform(low=[-np.pi, -1.0], high=[np.pi, 1.0]) for r in rngs])
-        self.th, self.thdot = state[:, 0].copy(), state[:, 1].copy()
-        return self._obs()
+    def reset_copies(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        ids = self._copies(indices, rngs)
+        for i, r in zip(ids, rngs):
+            self.th[i], self.thdot[i] = r.uniform(low=[-np.pi, -1.0], high=[np.pi, 1.0])
+        return self._obs()[ids]
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u = np.clip(actions[:, 0], self.action_low[0], self.action_high[0])

@@ -262,3 +262,35 @@ def test_batch_threads_follow_the_threads_argument():
     assert HalfCheetahVelEnv.make_batch(8, threads=2).batch.nthread == 2
     assert HalfCheetahVelEnv.make_batch(8, threads=1).batch.nthread == 1
     assert HalfCheetahVelEnv.make_batch(1, threads=2).batch.nthread == 1  # at most one per copy
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reset_copies_restarts_those_copies_exactly_and_leaves_the_others(name, mujoco_stepper):
+    """Copy 1 restarted mid-episode steps as a fresh reset from the same generator would (physics state and
+    warm start included); copies 0 and 2 carry on as in a batch that was not touched."""
+    fam = get_family(name)
+    n, steps = 3, 8
+    tasks = fam.sample_tasks(n, np.random.default_rng(0))
+    touched, untouched, fresh = (fam.make_batch(n, threads=1) for _ in range(3))
+    for b in (touched, untouched, fresh):
+        b.set_tasks(tasks)
+    acts = np.random.default_rng(1).uniform(-0.3, 0.3, size=(2 * steps, n, touched.act_dim))
+    start = touched.reset([np.random.default_rng(i) for i in range(n)])
+    assert np.array_equal(start, untouched.reset([np.random.default_rng(i) for i in range(n)]))
+    for a in acts[:steps]:
+        touched.step(a)
+        untouched.step(a)
+    obs1 = touched.reset_copies([1], [np.random.default_rng(7)])
+    obs_fresh = fresh.reset([np.random.default_rng(i) for i in (0, 7, 2)])
+    assert obs1.shape == (1, touched.obs_dim) and np.array_equal(obs1[0], obs_fresh[1])
+    assert touched.reset_copies([], []).shape == (0, touched.obs_dim)
+    with pytest.raises(ValueError, match="distinct copies in 0..2"):
+        touched.reset_copies([1, 1], [np.random.default_rng(0)] * 2)
+    for a in acts[steps:]:
+        o_t, r_t, d_t = touched.step(a)
+        o_u, r_u, d_u = untouched.step(a)
+        o_f, r_f, d_f = fresh.step(a)
+        assert np.array_equal(o_t[[0, 2]], o_u[[0, 2]]) and np.array_equal(r_t[[0, 2]], r_u[[0, 2]])
+        assert np.array_equal(o_t[1], o_f[1]) and r_t[1] == r_f[1] and d_t[1] == d_f[1]
+    for b in (touched, untouched, fresh):
+        b.close()

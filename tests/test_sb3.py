@@ -1,13 +1,17 @@
-"""stable-baselines3 agents (sb3-ppo, sb3-a2c, sb3-trpo) as Reptile's inner loop, on Navigation2D."""
+"""stable-baselines3 agents (sb3-ppo, sb3-a2c, sb3-trpo) as Reptile's inner loop: Navigation2D, and the walkers
+whose episodes end early (HopperRandParams, AntDir) through the VecEnv adapter's per-copy auto-reset."""
 
 import json
 import subprocess
 import sys
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import scalar
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -16,7 +20,8 @@ from metarl.agents.sb3 import algorithm_class, get_params, sb3_seed
 from metarl.agents.vec_env import BatchVecEnv
 from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig
-from metarl.envs import GoalTask, HalfCheetahVelEnv, Navigation2DEnv, env_id
+from metarl.envs import GoalTask, HalfCheetahVelEnv, HopperRandParamsEnv, Navigation2DEnv, env_id, get_family
+from metarl.envs.gym_batch import GymBatchEnv
 from metarl.export import export_sb3_zip
 from metarl.train import main
 
@@ -112,7 +117,9 @@ def test_budget_is_exact_and_returns_follow_the_maml_protocol():
     assert r2.stats["sb3/timesteps_per_task"] == 3 * 2 * 100 and r2.stats["sb3/updates_per_task"] == 2
 
 
-@pytest.mark.parametrize("algo, family", [(a, Navigation2DEnv) for a in ALGOS] + [("ppo", HalfCheetahVelEnv)])
+@pytest.mark.parametrize(
+    "algo, family", [(a, Navigation2DEnv) for a in ALGOS] + [("ppo", HalfCheetahVelEnv), ("ppo", HopperRandParamsEnv)]
+)
 def test_each_task_starts_from_theta_with_a_fresh_optimiser_and_env(algo, family):
     """Same task and seed give the same adaptation whatever was adapted before (no carried state:
     optimiser moments, episode in progress, initial-state generators)."""
@@ -128,8 +135,13 @@ def test_each_task_starts_from_theta_with_a_fresh_optimiser_and_env(algo, family
     assert not torch.equal(together.params[0]["action_net.weight"], together.params[1]["action_net.weight"])
 
 
-def test_two_worker_processes_give_the_same_sb3_meta_parameters_as_one(tmp_path):
-    base = [*TINY[: TINY.index("--workers")], "--quiet", "--agent", "sb3-ppo", "--eval-every", "0"]
+@pytest.mark.parametrize("env", ["HopperRandParams", pytest.param("Navigation2D", marks=pytest.mark.slow)])
+def test_two_worker_processes_give_the_same_sb3_meta_parameters_as_one(tmp_path, env):
+    """Bit-identical θ for 1 and 2 workers where episodes end early and copies restart at different steps (by
+    default; fixed-length Navigation2D, the same mechanism without the per-copy resets, under ``-m slow``)."""
+    base = [*TINY[: TINY.index("--workers")], "--quiet", "--agent", "sb3-ppo", "--eval-every", "0", "--env", env]
+    if env == "HopperRandParams":
+        base += ["--episodes-per-step", "2"]
     assert main([*base, "--meta-iters", "2", "--workers", "1", "--run-dir", str(tmp_path / "w1")]) == 0
     assert main([*base, "--meta-iters", "2", "--workers", "2", "--run-dir", str(tmp_path / "w2")]) == 0
     a = torch.load(tmp_path / "w1" / "checkpoints" / "latest.pt", weights_only=True)["theta"]
@@ -162,9 +174,130 @@ def test_vec_env_keeps_the_contract_of_dummy_vec_env_over_gym_make():
             assert i1 == [{}, {}]
 
 
+class _ReseedEveryReset(gym.Wrapper):
+    """Seeds each reset from a generator, as :class:`GymBatchEnv` seeds its copies' resets."""
+
+    def __init__(self, env, rng):
+        super().__init__(env)
+        self.rng = rng
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(seed=int(self.rng.integers(2**31)))
+
+
+@pytest.mark.parametrize(
+    "name, stepper",
+    [("HopperRandParams", s) for s in ("batch", "per-copy", "gym")] + [("AntDir", s) for s in ("per-copy", "batch")],
+)
+def test_vec_env_auto_resets_each_copy_as_dummy_vec_env_over_gym_make_does(name, stepper, monkeypatch):
+    """Episodes that end early: each copy restarts alone, the step it ends, exactly as in plain SB3's
+    DummyVecEnv over Monitor(gym.make(...)) with the same initial-state generators: same observations
+    (the next episode's first after a reset), rewards, dones, terminal observations, TimeLimit.truncated
+    (False for a fall, True at the horizon), episode lengths and returns; on all three batched envs."""
+    if stepper != "gym":
+        monkeypatch.setenv("METARL_MUJOCO_STEPPER", stepper)
+    fam, n, seed = get_family(name), 3, 5
+    tasks = fam.sample_tasks(n, np.random.default_rng(0))
+    batch = GymBatchEnv(fam, n) if stepper == "gym" else fam.make_batch(n, threads=2)
+    probe = fam()
+    ours = BatchVecEnv(batch, probe.observation_space, probe.action_space)
+    ours.set_tasks(tasks)
+    ours.seed(seed)
+    rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(seed).spawn(n)]  # BatchVecEnv.seed's
+
+    def make(task, rng):
+        def env():
+            env = gym.make(env_id(name), task=task)
+            if stepper == "gym":
+                return Monitor(_ReseedEveryReset(env, rng))
+            env.unwrapped._np_random = rng  # the MuJoCo batched envs draw initial states from the generator itself
+            return Monitor(env)
+
+        return env
+
+    plain = DummyVecEnv([make(t, r) for t, r in zip(tasks, rngs)])
+    o1, o2 = ours.reset(), plain.reset()
+    assert o1.dtype == o2.dtype and np.array_equal(o1, o2)
+    horizon = fam.horizon
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(2 * horizon + 50, n, batch.act_dim)).astype(np.float32)
+    ends, partial = [], 0
+    for h, a in enumerate(actions):
+        (o1, r1, d1, i1), (o2, r2, d2, i2) = ours.step(a), plain.step(a)
+        assert np.array_equal(d1, d2) and np.array_equal(o1, o2), h
+        np.testing.assert_allclose(r1, r2, rtol=1e-6)
+        assert r1.dtype == r2.dtype == np.float32
+        partial += 0 < d1.sum() < n
+        for j in range(n):
+            if not d1[j]:
+                assert i1[j] == {}
+                continue
+            x, y = i1[j], i2[j]
+            assert np.array_equal(x["terminal_observation"], y["terminal_observation"])
+            assert x["TimeLimit.truncated"] is y["TimeLimit.truncated"]
+            assert x["episode"]["l"] == y["episode"]["l"] and x["episode"]["r"] == pytest.approx(y["episode"]["r"])
+            ends.append((x["episode"]["l"], x["TimeLimit.truncated"]))
+    batch.close()
+    assert partial > 0  # copies restarted alone, at different steps
+    assert any(length < horizon and not cut for length, cut in ends)  # falls: terminated, not truncated
+    if name == "AntDir":  # the ant also survives to the horizon: truncated, its value bootstrapped
+        assert (horizon, True) in ends
+
+
 def _spaces():
     env = Navigation2DEnv()
     return env.observation_space, env.action_space
+
+
+EARLY = ["--hidden", "16", "--meta-iters", "1", "--meta-batch", "1", "--episodes-per-step", "2", "--inner-steps", "1"]
+EARLY += ["--eval-every", "0", "--eval-tasks", "1", "--eval-steps", "1", "--workers", "1", "--quiet"]
+
+
+@pytest.mark.parametrize("env", ["HopperRandParams", "AntDir"])
+@pytest.mark.parametrize("algo", ALGOS)
+def test_sb3_agents_meta_train_the_families_whose_episodes_end_early(tmp_path, algo, env):
+    """Through the train CLI: the exact budget ((K+1)·E·horizon env steps per task) with more episodes than E."""
+    run = tmp_path / "run"
+    extra = ["--log-std-init", "0.5"] if env == "AntDir" else []  # a wide policy topples the ant within 200 steps
+    assert main(["--env", env, "--agent", f"sb3-{algo}", *EARLY, *extra, "--run-dir", str(run)]) == 0
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    cfg = TrainConfig.from_dict(state["config"])
+    theta0 = run_agent(cfg).init_params(cfg.seed)
+    assert any(not torch.equal(state["theta"][k], theta0[k]) for k in theta0)
+    assert [v for _, v in scalar(run, "sb3/timesteps_per_task")] == [2 * 2 * 200]
+    assert [v for _, v in scalar(run, "time/env_steps_total")] == [2 * 2 * 200]
+    assert [v for _, v in scalar(run, "sb3/updates_per_task")] == [1]
+    assert scalar(run, "sb3/episodes_per_rollout")[0][1] > 2  # some episodes ended before the horizon
+    returns = [scalar(run, tag)[0][1] for tag in ("adapt/return_pre", "adapt/return_post", "eval/return_step1")]
+    assert all(np.isfinite(returns))
+
+
+def test_returns_are_means_over_the_episodes_that_end_in_each_rollout(monkeypatch):
+    """With episodes of different lengths, returns[k] is the mean return of the episodes that end during rollout k
+    (steps k·H .. (k+1)·H - 1 of every copy), as the env's own Monitor-style infos count them; the budget stays
+    (K+1)·E·H env steps, and the first rollouts do not depend on how many follow."""
+    ended: list[list[float]] = []
+    step_wait = BatchVecEnv.step_wait
+
+    def recording(self):
+        out = step_wait(self)
+        ended.append([info["episode"]["r"] for info in out[3] if "episode" in info])
+        return out
+
+    monkeypatch.setattr(BatchVecEnv, "step_wait", recording)
+    agent, inner = tiny_agent("ppo", HopperRandParamsEnv, ppo_epochs=2, minibatches=2)
+    theta = agent.init_params(0)
+    tasks = HopperRandParamsEnv.sample_tasks(1, np.random.default_rng(1))
+    E, H, K = 2, HopperRandParamsEnv.horizon, 2
+    r1 = agent.adapt(theta, tasks, inner, 1, E, RunningNorm(agent.obs_dim), [(7, 0)])
+    ended.clear()
+    r2 = agent.adapt(theta, tasks, inner, K, E, RunningNorm(agent.obs_dim), [(7, 0)])
+    assert len(ended) == (K + 1) * H and r2.env_steps == (K + 1) * E * H  # every copy stepped every step
+    per_rollout = [sum(ended[k * H : (k + 1) * H], []) for k in range(K + 1)]
+    assert all(len(eps) >= E for eps in per_rollout) and sum(map(len, per_rollout)) > (K + 1) * E
+    expected = [np.mean(eps) for eps in per_rollout]
+    np.testing.assert_allclose(r2.returns[:, 0].numpy(), expected, rtol=1e-5)
+    assert r2.stats["sb3/episodes_per_rollout"] == np.mean([len(eps) for eps in per_rollout])
+    assert torch.equal(r1.returns, r2.returns[:2])
 
 
 _PLAIN_SB3 = r"""

@@ -3,8 +3,8 @@
 # machine): ITERS iterations of 160k env steps for each meta-learner with its preset (Reptile: 10 tasks x 4
 # batches x 20 episodes; MAML/FO-MAML: 40 tasks x 2 batches x 10 episodes), for each seed in SEEDS.
 # MAML and FO-MAML keep a checkpoint every iteration, and FO-MAML (faster than Reptile per iteration) runs on
-# to FO_ITERS, so that scripts/maml_equal_time.py can pick, per seed, the checkpoint whose training wall-clock
-# matches Reptile's ITERS iterations. Evaluation: scripts/maml_anchor_eval.sh.
+# to FO_ITERS, so that scripts/maml_anchor_eval.sh can also evaluate them at the iteration whose wall-clock
+# matches Reptile's ITERS iterations (from benchmarks/maml.py's speed ratio). Evaluation: maml_anchor_eval.sh.
 set -eu
 cd "$(dirname "$0")/.."
 ENV=${ENV:-HalfCheetahVel}

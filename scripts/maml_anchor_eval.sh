@@ -3,8 +3,11 @@
 # metarl.evaluate on the family's 40 held-out tasks (k = 0..3, 20 episodes per step, evaluation seed 1000), every
 # seed's checkpoint of a meta-learner in one call, with the meta-test inner loop each was trained for,
 #  - at equal env steps: every meta-learner's checkpoint after ITERS iterations;
-#  - at equal wall-clock: MAML and FO-MAML after the iterations that take Reptile's ITERS iterations' time
-#    (scripts/maml_equal_time.py; given as MAML_TIME_ITERS / FOMAML_TIME_ITERS);
+#  - at equal wall-clock: MAML and FO-MAML after the iterations that take Reptile's ITERS iterations' time,
+#    MAML_TIME_ITERS / FOMAML_TIME_ITERS = ITERS x their env-steps-per-second ratio to Reptile measured in one
+#    interleaved run (python benchmarks/maml.py --env ENV --repeats 3 > results/maml/speed_ENV.txt; HalfCheetahVel:
+#    0.62 and 1.48, so 12 and 29). The training runs' own iteration times are no guide: the shared machine's
+#    load changed between them by 2-3x.
 # then the paired margins (scripts/compare_curves.py).
 set -eu
 cd "$(dirname "$0")/.."

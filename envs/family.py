@@ -154,6 +154,13 @@ class TaskFamily:
 
     # ---- rendering ---------------------------------------------------------------------------
     @classmethod
+    def has_renderer(cls) -> bool:
+        """Whether :meth:`make_render_env` can render this family (the MuJoCo families)."""
+        from gymnasium.envs.mujoco import MujocoEnv
+
+        return issubclass(cls, MujocoEnv)
+
+    @classmethod
     def make_render_env(cls, task: Task | dict, width: int = 160, height: int = 160) -> Any:
         """One env of ``task`` whose ``render()`` returns ``(height, width, 3)`` uint8 RGB frames.
 
@@ -164,9 +171,8 @@ class TaskFamily:
         own; only visual settings differ. Families without a MuJoCo model raise :class:`RenderError`.
         """
         import mujoco
-        from gymnasium.envs.mujoco import MujocoEnv
 
-        if not issubclass(cls, MujocoEnv):
+        if not cls.has_renderer():
             raise RenderError(f"{cls.family_name} has no MuJoCo renderer; videos need a MuJoCo family")
         env = cls(task=task, render_mode="rgb_array", width=width, height=height)  # type: ignore[call-arg]
         env.model.vis.quality.shadowsize = 512

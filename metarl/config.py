@@ -83,6 +83,12 @@ class TrainConfig:
     eval_tasks: int = option(40, "held-out tasks used by the periodic evaluation (at most the family's 40)")
     eval_steps: int = option(3, "adaptation steps in the evaluation (returns after k = 0..N steps)")
     eval_seed: int = option(1000, "evaluation seed, separate from the training seed")
+    video_every: int = option(
+        4,
+        "every N-th periodic evaluation (and the last) logs eval/video to TensorBoard: one deterministic episode of "
+        "the first held-out task before and after the --eval-steps adaptation steps, rendered headless (EGL); "
+        "0: no videos. Changes no result (docs/usage.md, 'Videos')",
+    )
     checkpoint_every: int = option(
         50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten after every iteration)"
     )
@@ -137,7 +143,15 @@ class TrainConfig:
         for name in ["meta_iters", "meta_batch", "episodes_per_step", "eval_tasks"]:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "workers"]:
+        for name in [
+            "inner_steps",
+            "eval_every",
+            "eval_steps",
+            "video_every",
+            "checkpoint_every",
+            "threads",
+            "workers",
+        ]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for f in dataclasses.fields(self):
@@ -209,6 +223,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """The config of a :meth:`to_dict` output of this version (older ones: :func:`migrate` first)."""
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {**ADDED_WITHIN_VERSION, **d}
         unknown, missing = set(d) - names, names - set(d)
         if unknown or missing:
             what = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
@@ -221,6 +236,9 @@ class TrainConfig:
             raise ConfigError(f"configuration with a bad inner loop ({e})") from None
         return cls(**d)
 
+
+#: Keys added within format 2 that change no result, with the value a configuration without them means.
+ADDED_WITHIN_VERSION: dict[str, Any] = {"video_every": 0}
 
 INNER_FIELDS = FIELDS
 TOP_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("inner", "adapt"))

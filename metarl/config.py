@@ -256,6 +256,7 @@ _V1_ADDED_LATER = {
     "adapt_target_kl": 0.0,
     "backend": "processes",
     "ray_address": "",
+    **ADDED_WITHIN_VERSION,
 }
 #: Settings format 1 had no key for, at the values its code had them (constants then, options now).
 _V1_IMPLICIT = {

@@ -83,6 +83,13 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=1000, help="evaluation seed, separate from training seeds")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval__<env>__<time>)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=3,
+        help="held-out tasks, spread over the set, with a video of the (first) meta-policy before and after adapting, "
+        "video_taskNN.mp4 next to curves.png (0: none; default: 3)",
+    )
     return p
 
 
@@ -134,15 +141,42 @@ def _random_inits(reference: Any, count: int) -> list[Any]:
     return policies
 
 
+def _spread(n: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``0 .. n - 1`` (for HalfCheetahDir, whose held-out set is 20 x +1 then
+    20 x -1: both directions)."""
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(count, n))})
+
+
+def _videos(out: Path, adapted: list[Any], meta: Any, count: int) -> list[dict[str, Any]]:
+    """``video_taskNN.mp4`` for ``count`` tasks spread over the set: ``meta`` before and after adapting to each."""
+    from .envs import RenderError
+    from .video import adaptation_frames, check_rendering, write_video
+
+    if not (count and meta.family.has_renderer()):
+        return []
+    try:
+        check_rendering(meta.family)
+    except RenderError as e:
+        print(f"metarl.evaluate: warning: no videos ({e})", file=sys.stderr)
+        return []
+    written = []
+    for j in _spread(len(adapted), count):
+        a = adapted[j]
+        steps = len(a.returns) - 1
+        row = [(meta, a.task, "before adapting"), (a, a.task, f"after {steps} step{'s' if steps != 1 else ''}")]
+        frames, fps = adaptation_frames([row], seed=j)
+        path = write_video(out / f"video_task{j:02d}.mp4", frames, fps)
+        written.append({"file": path.name, "task": a.task.to_dict(), "returns": a.returns})
+    return written
+
+
 def _oracle(reference: Any, tasks: list[Any], args: argparse.Namespace, episodes: int) -> dict[str, Any] | None:
     """The training inner loop from a random initialisation for ``--oracle-steps`` updates on a few tasks."""
     from .agents import RunningNorm, make_agent
 
     if not (args.oracle_tasks and args.oracle_steps):
         return None
-    # spread over the held-out set (for HalfCheetahDir, whose set is 20 x +1 then 20 x -1: both directions)
-    picks = sorted({int(round(i)) for i in np.linspace(0, len(tasks) - 1, min(args.oracle_tasks, len(tasks)))})
-    o_tasks = [tasks[i] for i in picks]
+    o_tasks = [tasks[i] for i in _spread(len(tasks), args.oracle_tasks)]
     t0 = time.perf_counter()
     cfg = reference.config
     agent = make_agent(reference.family, cfg.inner, cfg.hidden, cfg.log_std_init)  # threads: all cores
@@ -208,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("tasks", "episodes_per_step", "bootstrap"):
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             return _fail(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
-    for flag in ("steps", "random_seeds", "oracle_tasks", "oracle_steps"):
+    for flag in ("steps", "random_seeds", "oracle_tasks", "oracle_steps", "videos"):
         if getattr(args, flag) is not None and getattr(args, flag) < 0:
             return _fail(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     try:
@@ -259,12 +293,15 @@ def _evaluate(
     )
 
     success: dict[str, np.ndarray] = {}  # policy source -> (K + 1, tasks), for families that define success
+    first_adapted: list[Any] = []  # the first meta-policy adapted to every task (for the videos)
 
     def curves_of(policies: list[Any]) -> np.ndarray:
         rows = []
         for pol in policies:
             t0 = time.perf_counter()
             adapted = pol.adapt_many(tasks, steps, episodes, seeds)
+            if pol is reference:
+                first_adapted.extend(adapted)
             rows.append(np.array([a.returns for a in adapted]).T)  # (K + 1, tasks)
             if adapted[0].success is not None:
                 success[pol.source] = np.array([a.success for a in adapted]).T
@@ -301,6 +338,7 @@ def _evaluate(
                 {"baseline": name, "difference": d.tolist(), "ci95_low": lo.tolist(), "ci95_high": hi.tolist()}
             )
     oracle = _oracle(reference, tasks, args, episodes)
+    videos = _videos(out, first_adapted, reference, args.videos)
     adapt = reference.config.adapt
     doc = {
         "env": family.family_name,
@@ -319,13 +357,15 @@ def _evaluate(
         "curves": results,
         "meta_policy_minus_baseline": comparisons,
         "oracle": oracle,
+        "videos": videos,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
     }
     write_text_atomic(out / "results.json", json.dumps(doc, indent=1) + "\n")
     plot_curves(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} {args.task_set} tasks")
     _write_tensorboard(out, results, oracle)
     _print_table(results, comparisons, oracle, steps)
-    print(f"\nmetarl.evaluate: wrote {out / 'results.json'} and {out / 'curves.png'}")
+    also = f" and {len(videos)} videos (video_task*.mp4)" if videos else ""
+    print(f"\nmetarl.evaluate: wrote {out / 'results.json'}, {out / 'curves.png'}{also}")
     return 0
 
 

@@ -31,6 +31,7 @@ from .cli import Parser, add_budget_arguments, fail
 from .envs import FAMILIES, get_family
 from .lock import FolderInUse, FolderLock
 from .plots import plot_curves
+from .progress import progress_bar, timer_bar
 from .stats import bootstrap_ci, paired_difference_ci
 
 _fail = functools.partial(fail, "metarl.evaluate")
@@ -170,7 +171,9 @@ def _videos(out: Path, adapted: list[Any], meta: Any, count: int) -> list[dict[s
     return written
 
 
-def _oracle(reference: Any, tasks: list[Any], args: argparse.Namespace, episodes: int) -> dict[str, Any] | None:
+def _oracle(
+    reference: Any, tasks: list[Any], args: argparse.Namespace, episodes: int, say: Any = print
+) -> dict[str, Any] | None:
     """The training inner loop from a random initialisation for ``--oracle-steps`` updates on a few tasks."""
     from .agents import RunningNorm, make_agent
 
@@ -195,7 +198,7 @@ def _oracle(reference: Any, tasks: list[Any], args: argparse.Namespace, episodes
         "mean": float(final.mean()),
         "label": f"{cfg.inner.agent} from scratch, {len(o_tasks)} tasks, {per_task_steps / 1e6:.2f}M steps each",
     }
-    print(f"  oracle ({oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)")
+    say(f"  oracle ({oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)")
     return oracle
 
 
@@ -294,22 +297,35 @@ def _evaluate(
 
     success: dict[str, np.ndarray] = {}  # policy source -> (K + 1, tasks), for families that define success
     first_adapted: list[Any] = []  # the first meta-policy adapted to every task (for the videos)
+    randoms = _random_inits(reference, args.random_seeds)
+    has_oracle = bool(args.oracle_tasks and args.oracle_steps)
+    units = len(metas) + len(multis) + len(randoms) + has_oracle + bool(args.videos)
+    bar = progress_bar(True, total=units, desc="metarl.evaluate", unit="part")
+    last = [None]  # seconds of the last part: what the next one's own bar expects (policies take about as long)
+
+    def say(line: str) -> None:
+        bar.write(line, file=sys.stdout) if not bar.disable else print(line, flush=True)
+
+    def part(what: str, run: Any) -> Any:
+        t0 = time.perf_counter()
+        with timer_bar(True, what, last[0]):
+            out = run()
+        last[0] = time.perf_counter() - t0
+        bar.update(1)
+        return out
 
     def curves_of(policies: list[Any]) -> np.ndarray:
         rows = []
         for pol in policies:
             t0 = time.perf_counter()
-            adapted = pol.adapt_many(tasks, steps, episodes, seeds)
+            adapted = part(pol.source, functools.partial(pol.adapt_many, tasks, steps, episodes, seeds))
             if pol is reference:
                 first_adapted.extend(adapted)
             rows.append(np.array([a.returns for a in adapted]).T)  # (K + 1, tasks)
             if adapted[0].success is not None:
                 success[pol.source] = np.array([a.success for a in adapted]).T
-            print(
-                f"  {pol.source}: {' -> '.join(f'{r:.1f}' for r in rows[-1].mean(1))} "
-                f"({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
+            curve = " -> ".join(f"{r:.1f}" for r in rows[-1].mean(1))
+            say(f"  {pol.source}: {curve} ({time.perf_counter() - t0:.0f} s)")
         return np.stack(rows)
 
     results: list[dict[str, Any]] = []
@@ -318,7 +334,7 @@ def _evaluate(
     groups = [
         (meta_name, metas),
         ("multi-task baseline", multis),
-        ("random init", _random_inits(reference, args.random_seeds)),
+        ("random init", randoms),
     ]
     curves: dict[str, np.ndarray] = {}
     for name, policies in groups:
@@ -337,8 +353,9 @@ def _evaluate(
             comparisons.append(
                 {"baseline": name, "difference": d.tolist(), "ci95_low": lo.tolist(), "ci95_high": hi.tolist()}
             )
-    oracle = _oracle(reference, tasks, args, episodes)
-    videos = _videos(out, first_adapted, reference, args.videos)
+    oracle = part("oracle", lambda: _oracle(reference, tasks, args, episodes, say)) if has_oracle else None
+    videos = part("videos", lambda: _videos(out, first_adapted, reference, args.videos)) if args.videos else []
+    bar.close()
     adapt = reference.config.adapt
     doc = {
         "env": family.family_name,

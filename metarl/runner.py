@@ -226,24 +226,29 @@ class RunFolder:
         self.writer.close()
 
 
-def evaluate(trainer: MetaTrainer, quiet: bool, folder: RunFolder | None = None) -> dict[str, float]:
+def evaluate(trainer: MetaTrainer, progress: Progress, folder: RunFolder | None = None) -> dict[str, float]:
     """The periodic evaluation on held-out tasks, as the scalars logged for it (``eval/return_step{k}``, ...).
 
-    With ``folder``, the scalars are logged there, and the video where due (:func:`video_due`).
+    With ``folder``, the scalars are logged there, and the video where due (:func:`video_due`); the whole of it is
+    timed apart from training by ``progress``, which prints its line.
     """
+    with progress.evaluating(f"eval at iteration {trainer.iteration}"):
+        return _evaluate(trainer, progress, folder)
+
+
+def _evaluate(trainer: MetaTrainer, progress: Progress, folder: RunFolder | None) -> dict[str, float]:
     ev = trainer.evaluate()
     metrics = {f"eval/return_step{k}": float(r) for k, r in enumerate(ev.mean)}
     metrics["eval/env_steps_per_s"] = ev.env_steps / ev.seconds
     rates = [] if ev.success is None else ev.success.mean(1)
     metrics.update({f"eval/success_step{k}": float(rate) for k, rate in enumerate(rates)})
-    if not quiet:
-        curve = " -> ".join(f"{r:.1f}" for r in ev.mean)
-        if len(rates):
-            curve += "; success rate " + " -> ".join(f"{r:.2f}" for r in rates)
-        print(
-            f"\nmetarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve}",
-            file=sys.stderr,
-        )
+    curve = " -> ".join(f"{r:.1f}" for r in ev.mean)
+    if len(rates):
+        curve += "; success rate " + " -> ".join(f"{r:.2f}" for r in rates)
+    progress.write(
+        f"metarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve} "
+        f"({ev.seconds:.0f} s)"
+    )
     if folder is not None:
         if folder.videos and video_due(trainer.config, trainer.iteration):
             t0 = time.perf_counter()
@@ -289,12 +294,27 @@ def train_loop(
     of that iteration). Without ``folder`` nothing is written. Returns 0, or 130/143 when stopped by SIGINT/SIGTERM.
     """
     cfg = trainer.config
-    progress = Progress(cfg.meta_iters, trainer.iteration, enabled=not quiet)
+    progress = Progress(cfg.meta_iters, trainer.iteration, cfg.eval_every, enabled=not quiet)
+    try:
+        return _loop(trainer, folder, callback, stop, fresh, progress)
+    finally:
+        progress.close()
+
+
+def _loop(
+    trainer: MetaTrainer,
+    folder: RunFolder | None,
+    callback: Callback,
+    stop: dict[str, Any],
+    fresh: bool,
+    progress: Progress,
+) -> int:
+    cfg = trainer.config
     if fresh:
         if folder is not None:
             folder.checkpoint(trainer, numbered=False)
         if cfg.eval_every:
-            evaluate(trainer, quiet, folder)
+            evaluate(trainer, progress, folder)
     while trainer.iteration < cfg.meta_iters:
         metrics = trainer.train_iteration()
         it = trainer.iteration
@@ -303,15 +323,15 @@ def train_loop(
         if folder is not None:
             folder.log(metrics, it)
             folder.checkpoint(trainer, numbered)
+        progress.trained(it, metrics)
         if last or (cfg.eval_every and it % cfg.eval_every == 0):
-            metrics.update(evaluate(trainer, quiet, folder))
+            metrics.update(evaluate(trainer, progress, folder))
         logged = set(metrics)
         go_on = callback.on_iteration(metrics, trainer) is not False
         if folder is not None:
             folder.log({k: v for k, v in metrics.items() if k not in logged}, it)
             if not go_on and not numbered:
                 folder.checkpoint(trainer, numbered=True)
-        progress.update(it, metrics)
         if not go_on:
             print(f"\nmetarl.train: stopped by a callback after iteration {it}", file=sys.stderr)
             return 0

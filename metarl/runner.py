@@ -213,7 +213,7 @@ class RunFolder:
         after = _GaussianPolicy(trainer.family, cfg, ev.params[0], trainer.norm)
         steps = len(ev.returns) - 1
         row = [(before, task, "before adapting"), (after, task, f"after {steps} step{'s' if steps != 1 else ''}")]
-        frames, fps = adaptation_frames([row], seed=cfg.eval_seed)
+        frames, fps = adaptation_frames([row], seed=cfg.eval_seed, stride=2)  # 10 frames/s for HalfCheetah
         tensorboard_video(self.writer, "eval/video", frames, fps, trainer.iteration)
         self.writer.flush()
 

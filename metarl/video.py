@@ -112,12 +112,19 @@ def video_path_error(path: Path, flag: str = "--video") -> str | None:
     return None
 
 
-def record_episode(policy: Any, task: Task, size: int = SIZE, seed: int = 0) -> tuple[np.ndarray, float, float]:
-    """One deterministic episode of ``policy`` on ``task``: frames ``(horizon + 1, size, size, 3)``, its return, and
-    the frames per second of real time (one frame per env step).
+def record_episode(
+    policy: Any, task: Task, size: int = SIZE, seed: int = 0, stride: int = 1
+) -> tuple[np.ndarray, float, float]:
+    """One deterministic episode of ``policy`` on ``task``: its frames, its return, and their frames per second.
 
-    ``policy`` acts through ``act(obs)`` (a :class:`~metarl.MetaPolicy` or :class:`~metarl.AdaptedPolicy`) and
-    names its family in ``policy.family``. An episode that terminates early holds its last frame.
+    Args:
+        policy: acts through ``act(obs)`` (a :class:`~metarl.MetaPolicy`, an :class:`~metarl.AdaptedPolicy`) and
+            names its family in ``policy.family``.
+        task: the task.
+        size: pixels of a frame (square).
+        seed: seed of the episode's initial state.
+        stride: render the initial state and every ``stride``-th step (``horizon // stride + 1`` frames; rendering
+            is what costs); an episode that terminates early holds its last frame.
     """
     import torch
 
@@ -126,19 +133,20 @@ def record_episode(policy: Any, task: Task, size: int = SIZE, seed: int = 0) -> 
     env = family.make_render_env(task, size, size)
     try:
         obs, _ = env.reset(seed=seed)
-        fps = 1.0 / env.dt
+        fps = 1.0 / (env.dt * stride)
         frames, total = [env.render()], 0.0
-        for _ in range(family.horizon):
+        for t in range(1, family.horizon + 1):
             obs, reward, terminated, _, _ = env.step(policy.act(obs))
             total += float(reward)
-            frames.append(env.render())
+            if t % stride == 0 or terminated:
+                frames.append(env.render())
             if terminated:
                 break
     finally:
         _close(env)
         torch.random.set_rng_state(torch_state)  # an SB3 policy built to act draws its initial weights
         np.random.set_state(numpy_state)
-    frames += [frames[-1]] * (family.horizon + 1 - len(frames))
+    frames += [frames[-1]] * (family.horizon // stride + 1 - len(frames))
     return np.stack(frames), total, fps
 
 
@@ -172,7 +180,7 @@ def adaptation_frames(
             (``before adapting``, ``after step 3``).
         size: pixels of one cell (square).
         seed: seed of every episode's initial state (the same start for every cell).
-        stride: keep every ``stride``-th frame (smaller files; play at ``fps / stride``).
+        stride: render every ``stride``-th step (cheaper, smaller files; the video still plays in real time).
 
     Returns:
         the frames ``(n, height, width, 3)`` uint8 and their frames per second of real time.
@@ -181,10 +189,10 @@ def adaptation_frames(
     for row in rows:
         cells = []
         for policy, task, title in row:
-            frames, ret, fps = record_episode(policy, task, size, seed)
-            cells.append(label(frames[::stride], [title, task_text(task), f"return {ret:.1f}"]))
+            frames, ret, fps = record_episode(policy, task, size, seed, stride)
+            cells.append(label(frames, [title, task_text(task), f"return {ret:.1f}"]))
         grid.append(np.concatenate(cells, axis=2))
-    return np.concatenate(grid, axis=1), fps / stride
+    return np.concatenate(grid, axis=1), fps
 
 
 def encode(frames: np.ndarray, suffix: str, fps: float) -> bytes:

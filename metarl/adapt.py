@@ -1,8 +1,10 @@
 """``python -m metarl.adapt``: adapt a meta-policy to one task in a few gradient steps.
 
 Prints the mean episode return before adapting and after each step; ``--json`` prints one JSON object
-``{"env", "task", "episodes_per_step", "returns", "env_steps", "seconds", "checkpoint"}`` where
-``returns[k]`` is the mean return of the ``E`` episodes sampled after ``k`` adaptation steps.
+``{"env", "task", "episodes_per_step", "returns", "env_steps", "seconds", "checkpoint", "agent", "video"}`` where
+``returns[k]`` is the mean return of the ``E`` episodes sampled after ``k`` adaptation steps. ``--video PATH``
+(``.mp4``, ``.gif``) writes one deterministic episode before adapting and after each step, side by side
+(metarl/video.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ protocol: k = 0..3, 20 episodes) and record the mean return after each step. An 
 trains the meta-policy's training inner loop (e.g. PPO) from scratch on ``--oracle-tasks`` held-out
 tasks (spread over the set) for ``--oracle-steps``
 updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
-resampling seeds then tasks) and TensorBoard scalars to ``--out``, and the meta-policy's margin over
+resampling seeds then tasks), ``video_taskNN.mp4`` for ``--videos`` held-out tasks (the first meta-policy before and
+after adapting) and TensorBoard scalars to ``--out``, and the meta-policy's margin over
 each baseline with a paired bootstrap band (the same tasks and evaluation seeds on both sides). For
 families that define success (Meta-World), each curve also has ``success_mean[k]``: the fraction of
 episodes after ``k`` steps that succeeded at some step.

@@ -82,6 +82,23 @@ def hparams_summaries(cfg: TrainConfig) -> list[Any]:
     return list(hparams(values, metrics))
 
 
+def eval_video(trainer: MetaTrainer, ev: EvalResult) -> tuple[Any, float]:
+    """The frames of ``eval/video``: the first held-out task before and after the evaluation's steps, side by side.
+
+    The adapted parameters are the evaluation's own (no extra adaptation); the episodes run on an env of their own
+    with the evaluation seed, every second step rendered, so the video changes no result.
+    """
+    from .policy import _GaussianPolicy
+    from .video import adaptation_frames
+
+    cfg, task = trainer.config, ev.tasks[0]
+    before = _GaussianPolicy(trainer.family, cfg, trainer.theta, trainer.norm)
+    after = _GaussianPolicy(trainer.family, cfg, ev.params[0], trainer.norm)
+    steps = len(ev.returns) - 1
+    row = [(before, task, "before adapting"), (after, task, f"after {steps} step{'s' if steps != 1 else ''}")]
+    return adaptation_frames([row], seed=cfg.eval_seed, stride=2)
+
+
 def video_due(cfg: TrainConfig, iteration: int) -> bool:
     """Whether the evaluation after ``iteration`` logs a video: every ``video_every``-th periodic one, and the last."""
     if not cfg.video_every:
@@ -200,20 +217,10 @@ class RunFolder:
         return True
 
     def log_video(self, trainer: MetaTrainer, ev: EvalResult) -> None:
-        """``eval/video``: the first held-out task before and after the evaluation's adaptation steps, side by side.
+        """``eval/video`` (:func:`eval_video`) at the trainer's iteration."""
+        from .video import tensorboard_video
 
-        The adapted parameters are the evaluation's own (no extra adaptation); the episodes run on an env of their
-        own with the evaluation seed, so the video changes no result.
-        """
-        from .policy import _GaussianPolicy
-        from .video import adaptation_frames, tensorboard_video
-
-        cfg, task = trainer.config, ev.tasks[0]
-        before = _GaussianPolicy(trainer.family, cfg, trainer.theta, trainer.norm)
-        after = _GaussianPolicy(trainer.family, cfg, ev.params[0], trainer.norm)
-        steps = len(ev.returns) - 1
-        row = [(before, task, "before adapting"), (after, task, f"after {steps} step{'s' if steps != 1 else ''}")]
-        frames, fps = adaptation_frames([row], seed=cfg.eval_seed, stride=2)  # 10 frames/s for HalfCheetah
+        frames, fps = eval_video(trainer, ev)
         tensorboard_video(self.writer, "eval/video", frames, fps, trainer.iteration)
         self.writer.flush()
 

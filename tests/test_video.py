@@ -244,3 +244,11 @@ def test_no_bar_without_a_terminal_only_the_evaluation_lines(tmp_path, capsys):
         "metarl.train: eval at iteration 2",
         "metarl.train: eval at iteration 3",
     ]
+
+
+def test_fewer_steps_give_this_adaptations_intermediate_policies():
+    """What the video's cells after steps 1 .. K-1 rely on: adapting with k steps repeats the first k of K."""
+    meta = metarl.MetaPolicy.pretrained("HalfCheetahVel")
+    two = meta.adapt({"velocity": 0.7}, steps=2, episodes_per_step=2, seed=3)
+    one = meta.adapt({"velocity": 0.7}, steps=1, episodes_per_step=2, seed=3)
+    assert one.returns == two.returns[:2]

@@ -8,13 +8,14 @@
 #                                      (Debian: apt-get install chromium)
 # The adaptation curves the README shows are results/eval_abl/ppo48M__s012__test_trpo_kl1/curves.png, written by
 # python -m metarl.evaluate (its command is in scripts/ablation.sh).
+# SKIP_GIF=1 keeps the GIF; SKIP_RUN=1 screenshots the run already in $RUN (default runs/tensorboard_demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${SKIP_GIF:-0}" = 1 ] || python scripts/adaptation_gif.py docs/img/adapt_HalfCheetahVel.gif
 
 RUN=${RUN:-runs/tensorboard_demo}
-rm -rf "$RUN"
-python -c '
+[ "${SKIP_RUN:-0}" = 1 ] || rm -rf "$RUN"
+[ "${SKIP_RUN:-0}" = 1 ] || python -c '
 import sys
 
 import metarl
@@ -27,10 +28,10 @@ model.learn(progress_bar=False)
 model.close()
 ' "$RUN"
 PORT=${PORT:-6016}
-tensorboard --logdir "$RUN" --port "$PORT" --bind_all=false >/dev/null 2>&1 &
+tensorboard --logdir "$RUN" --host localhost --port "$PORT" >/dev/null 2>&1 &
 TB=$!
 trap 'kill $TB' EXIT
 for _ in $(seq 60); do curl -sf "http://localhost:$PORT" >/dev/null && break; sleep 1; done
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,900 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,720 \
   --virtual-time-budget=30000 --screenshot=docs/img/tensorboard.png "http://localhost:$PORT/#custom_scalars"
 ls -l docs/img/adapt_HalfCheetahVel.gif docs/img/tensorboard.png

@@ -161,6 +161,8 @@ def label(frames: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     band = Image.new("RGBA", (w, band_h), (0, 0, 0, 150))
     draw = ImageDraw.Draw(band)
     for i, line in enumerate(lines):
+        while len(line) > 1 and font.getlength(line) > w - 8:  # what does not fit ends in an ellipsis
+            line = line[:-2] + "…"
         draw.text((4, 2 + i * step), line, fill=(255, 255, 255, 255), font=font)
     rgba = np.asarray(band, dtype=np.float32) / 255.0
     alpha = rgba[..., 3:]
@@ -168,6 +170,14 @@ def label(frames: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     top = out[:, :band_h].astype(np.float32)
     out[:, :band_h] = np.round(top * (1 - alpha) + rgba[..., :3] * 255.0 * alpha).astype(np.uint8)
     return out
+
+
+def task_label(task: Task) -> str:
+    """A task in a few words: its ``--task`` spelling, or for dynamics tasks each field's range of scales."""
+    scales = getattr(task, "scales", None)
+    if isinstance(scales, tuple):  # DynamicsTask: ((field, (s_0, s_1, ...)), ...)
+        return ", ".join(f"{name} x{min(v):.2g}-{max(v):.2g}" for name, v in scales)
+    return task_text(task)
 
 
 def adaptation_frames(
@@ -190,7 +200,7 @@ def adaptation_frames(
         cells = []
         for policy, task, title in row:
             frames, ret, fps = record_episode(policy, task, size, seed, stride)
-            cells.append(label(frames, [title, task_text(task), f"return {ret:.1f}"]))
+            cells.append(label(frames, [title, task_label(task), f"return {ret:.1f}"]))
         grid.append(np.concatenate(cells, axis=2))
     return np.concatenate(grid, axis=1), fps
 

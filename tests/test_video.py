@@ -252,3 +252,24 @@ def test_fewer_steps_give_this_adaptations_intermediate_policies():
     two = meta.adapt({"velocity": 0.7}, steps=2, episodes_per_step=2, seed=3)
     one = meta.adapt({"velocity": 0.7}, steps=1, episodes_per_step=2, seed=3)
     assert one.returns == two.returns[:2]
+
+
+def test_labels_of_dynamics_tasks_fit_their_cell(tmp_path):
+    """A randomised-dynamics family (Walker2dRandParams: four model fields scaled per task) renders and labels."""
+    from metarl.video import adaptation_frames, label, task_label
+
+    meta_family = get_family("Walker2dRandParams")
+    task = meta_family.meta_test_tasks()[0]
+    assert task_label(task).startswith("body_inertia x") and "geom_friction x" in task_label(task)
+    frames = np.zeros((2, SIZE, SIZE, 3), dtype=np.uint8)
+    labelled = label(frames, ["x" * 200])  # far too long for 160 pixels: cut, not drawn past the edge
+    assert labelled[:, :, -3:].max() < 255
+
+    class Still:  # the body stands still: zero torques
+        family = meta_family
+
+        def act(self, obs):
+            return np.zeros(meta_family(task=task).action_space.shape)
+
+    out, fps = adaptation_frames([[(Still(), task, "before adapting")]], stride=50)
+    assert out.shape == (meta_family.horizon // 50 + 1, SIZE, SIZE, 3) and below_labels(out).std() > 10

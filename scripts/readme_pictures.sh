@@ -32,6 +32,7 @@ tensorboard --logdir "$RUN" --host localhost --port "$PORT" >/dev/null 2>&1 &
 TB=$!
 trap 'kill $TB' EXIT
 for _ in $(seq 60); do curl -sf "http://localhost:$PORT" >/dev/null && break; sleep 1; done
+curl -sf "http://localhost:$PORT" >/dev/null || { echo "tensorboard did not start on port $PORT" >&2; exit 1; }
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,720 \
   --virtual-time-budget=30000 --screenshot=docs/img/tensorboard.png "http://localhost:$PORT/#custom_scalars"
 ls -l docs/img/adapt_HalfCheetahVel.gif docs/img/tensorboard.png

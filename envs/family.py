@@ -165,9 +165,9 @@ class TaskFamily:
         """One env of ``task`` whose ``render()`` returns ``(height, width, 3)`` uint8 RGB frames.
 
         The default serves the MuJoCo families: Gymnasium's MuJoCo renderer (``render_mode="rgb_array"``), the
-        camera tracking the first body (the torso), and a shadow map and multisampling cheap enough for the
-        software OpenGL of a machine without a GPU (MuJoCo's 4096-pixel shadow map costs ~0.07 s a frame on
-        Mesa's llvmpipe, 512 pixels without multisampling ~0.01 s at 160 x 160). The simulation is the family's
+        model's ``track`` camera (else a camera following the first body), and a 512-pixel shadow map without
+        multisampling: MuJoCo's defaults (4096 pixels, 4x) cost ~5x more per frame on the software OpenGL of a
+        machine without a GPU (``python benchmarks/render_cost.py``). The simulation is the family's
         own; only visual settings differ. Families without a MuJoCo model raise :class:`RenderError`.
         """
         import mujoco

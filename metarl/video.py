@@ -210,8 +210,8 @@ def encode(frames: np.ndarray, suffix: str, fps: float) -> bytes:
     if suffix == ".gif":
         from PIL import Image
 
-        # one palette for the whole clip, from a sample of its frames, without dithering: ten times faster to encode
-        # than a palette per frame and ~30 % smaller (a 201-frame, 480 x 160 clip: 0.7 s and 2.7 MB against 3.9 MB)
+        # one palette for the whole clip, from a sample of its frames, without dithering: ~6x faster to encode than a
+        # palette per frame and ~30 % smaller (python benchmarks/render_cost.py: results/render_cost.txt)
         sample = Image.fromarray(np.concatenate(list(frames[:: max(1, len(frames) // 10)]), axis=0))
         palette = sample.quantize(colors=128, method=Image.Quantize.MEDIANCUT)
         images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]

@@ -2,8 +2,8 @@
 progress of every evaluation (tqdm on a terminal; on a pipe or a file only the lines that report evaluations).
 
 The ETA is the remaining iterations times the mean time of an iteration (its wall-clock, checkpoint included,
-evaluation excluded) plus the evaluations still due times the last one's duration. Counting the evaluation at
-iteration 0 as training time made the first ETA of a default HalfCheetahVel run 2:35 h for a run of about an hour.
+evaluation excluded) plus the evaluations still due times the last one's duration. The bar this replaces divided
+the elapsed time by the iterations done, so the evaluation at iteration 0 counted as training time (issue 16).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import gymnasium as gym
 
 from .ant import AngleTask, AntDirAngleEnv, AntDirEnv, AntGoalEnv
 from .batch import BatchEnv, SimulationError
-from .family import Task, TaskError, TaskFamily
+from .family import RenderError, Task, TaskError, TaskFamily
 from .half_cheetah import DirectionTask, HalfCheetahDirEnv, HalfCheetahVelEnv, VelocityTask
 from .metaworld import MetaWorldTask, MetaWorldUnavailable, metaworld_family
 from .metaworld import family_from_name as metaworld_family_from_name
@@ -203,6 +203,7 @@ __all__ = [
     "PendulumRandParamsEnv",
     "PendulumTask",
     "RandomizeError",
+    "RenderError",
     "Walker2dRandParamsEnv",
     "family_from_spec",
     "parse_randomize",

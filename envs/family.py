@@ -23,6 +23,10 @@ class TaskError(ValueError):
     """A task the family cannot represent (unknown field, wrong type, value out of its domain)."""
 
 
+class RenderError(RuntimeError):
+    """Frames cannot be rendered (no OpenGL backend, or a family without a renderer); the message is one line."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """Base class of task dataclasses. Subclasses validate their fields in ``__post_init__``."""
@@ -147,6 +151,41 @@ class TaskFamily:
     def get_task(self) -> Task:
         """The current task."""
         return self._task
+
+    # ---- rendering ---------------------------------------------------------------------------
+    @classmethod
+    def has_renderer(cls) -> bool:
+        """Whether :meth:`make_render_env` can render this family (the MuJoCo families)."""
+        from gymnasium.envs.mujoco import MujocoEnv
+
+        return issubclass(cls, MujocoEnv)
+
+    @classmethod
+    def make_render_env(cls, task: Task | dict, width: int = 160, height: int = 160) -> Any:
+        """One env of ``task`` whose ``render()`` returns ``(height, width, 3)`` uint8 RGB frames.
+
+        The default serves the MuJoCo families: Gymnasium's MuJoCo renderer (``render_mode="rgb_array"``), the
+        model's ``track`` camera (else a camera following the first body), and a 512-pixel shadow map without
+        multisampling: MuJoCo's defaults (4096 pixels, 4x) cost ~5x more per frame on the software OpenGL of a
+        machine without a GPU (``python benchmarks/render_cost.py``). The simulation is the family's
+        own; only visual settings differ. Families without a MuJoCo model raise :class:`RenderError`.
+        """
+        import mujoco
+
+        if not cls.has_renderer():
+            raise RenderError(f"{cls.family_name} has no MuJoCo renderer; videos need a MuJoCo family")
+        env = cls(task=task, render_mode="rgb_array", width=width, height=height)  # type: ignore[call-arg]
+        env.model.vis.quality.shadowsize = 512
+        env.model.vis.quality.offsamples = 0
+        renderer = env.mujoco_renderer
+        track = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+        if track >= 0:  # the model's own tracking camera (Gymnasium's renderer would replace it by a still one)
+            renderer.camera_id = track
+        else:  # a free camera at the env's default distance, following the first body
+            renderer.camera_id = None
+            tracking = {"type": mujoco.mjtCamera.mjCAMERA_TRACKING, "trackbodyid": 1}
+            renderer.default_cam_config = {**(renderer.default_cam_config or {}), **tracking}
+        return env
 
     # ---- batched stepping --------------------------------------------------------------------
     @classmethod

@@ -1,6 +1,10 @@
 """metarl: Reptile meta-reinforcement learning over fast policy-gradient agents."""
 
-from . import envs  # noqa: F401  (registers the metarl/<Name>-v0 ids)
+from .gl import import_mujoco
+
+import_mujoco()  # MUJOCO_GL chosen before MuJoCo reads it (metarl/gl.py)
+
+from . import envs  # noqa: E402, F401  (registers the metarl/<Name>-v0 ids)
 
 __version__ = "0.1.0"
 

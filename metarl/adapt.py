@@ -1,8 +1,10 @@
 """``python -m metarl.adapt``: adapt a meta-policy to one task in a few gradient steps.
 
 Prints the mean episode return before adapting and after each step; ``--json`` prints one JSON object
-``{"env", "task", "episodes_per_step", "returns", "env_steps", "seconds", "checkpoint"}`` where
-``returns[k]`` is the mean return of the ``E`` episodes sampled after ``k`` adaptation steps.
+``{"env", "task", "episodes_per_step", "returns", "env_steps", "seconds", "checkpoint", "agent", "video"}`` where
+``returns[k]`` is the mean return of the ``E`` episodes sampled after ``k`` adaptation steps. ``--video PATH``
+(``.mp4``, ``.gif``) writes one deterministic episode before adapting and after each step, side by side
+(metarl/video.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import time
 from pathlib import Path
 
 from .cli import Parser, add_budget_arguments, add_inner_loop_arguments, budget_error, fail, inner_loop_overrides
-from .envs import FAMILIES, TaskError, get_family
+from .envs import FAMILIES, RenderError, TaskError, get_family
+from .video import check_rendering, video_path_error
 
 _fail = functools.partial(fail, "metarl.adapt")
 
@@ -53,6 +56,15 @@ def build_parser() -> Parser:
         metavar="PATH",
         help="write the adapted policy here (a checkpoint that MetaPolicy.load reads)",
     )
+    p.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write a video (.mp4 or .gif) of one deterministic episode before adapting and after each step, side "
+        "by side, each labelled with the step, the task and its return (headless: MUJOCO_GL=egl is chosen when no "
+        "display is set)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
 
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     if args.save is not None and args.save.is_dir():
         return _fail(f"--save {args.save} is a folder; give a file path such as {args.save / 'adapted.pt'}")
+    if args.video is not None and video_path_error(args.video):
+        return _fail(video_path_error(args.video))
     torch.set_num_threads(1)
     try:
         if args.checkpoint is not None:
@@ -100,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             meta = meta.with_inner_loop(**changes)
         except ValueError as e:
             return _fail(str(e))
+    if args.video is not None:
+        try:
+            check_rendering(family)
+        except RenderError as e:
+            return _fail(str(e))
     steps, episodes = meta.budget(args.steps, args.episodes_per_step)
     sampled = task is None
     if task is None:
@@ -107,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         warn_if_out_of_distribution(family, task)
     t0 = time.perf_counter()
-    adapted = meta.adapt(task, steps=steps, episodes_per_step=episodes, seed=args.seed)
+    adapted = meta.adapt(task, steps=steps, episodes_per_step=episodes, seed=args.seed, video=args.video)
     seconds = time.perf_counter() - t0
     if args.save is not None:
         adapted.save(args.save)
@@ -123,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": round(seconds, 3),
                     "checkpoint": meta.source,
                     "agent": meta.config.adapt.agent,
+                    "video": None if args.video is None else str(args.video),
                 }
             )
         )
@@ -137,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"metarl.adapt: {adapted.env_steps} env steps in {seconds:.2f} s"
         + (f"; adapted policy saved to {args.save}" if args.save else "")
+        + (f"; video written to {args.video}" if args.video else "")
     )
     return 0
 

@@ -37,7 +37,16 @@ from .runner import RunFolder, signals_finish_the_iteration, start_trainer, trai
 #: the run folder itself, or no files for a checkpoint file).
 AUTO = "auto"
 #: What may change when a run continues (they do not change what the run computes).
-RESUMABLE_OVERRIDES = ("meta_iters", "eval_every", "checkpoint_every", "threads", "workers", "backend", "ray_address")
+RESUMABLE_OVERRIDES = (
+    "meta_iters",
+    "eval_every",
+    "video_every",
+    "checkpoint_every",
+    "threads",
+    "workers",
+    "backend",
+    "ray_address",
+)
 
 RunDir = str | os.PathLike[str] | None
 
@@ -147,7 +156,7 @@ class MetaAlgorithm:
             run_dir: for a checkpoint file, a new run folder to write (default: none); a run folder is continued in
                 place.
             changes: what may change when a run continues: ``meta_iters`` (a new total), ``eval_every``,
-                ``checkpoint_every``, ``threads``, ``workers``, ``backend``, ``ray_address``.
+                ``video_every``, ``checkpoint_every``, ``threads``, ``workers``, ``backend``, ``ray_address``.
 
         Raises:
             ConfigError: not a run, an unreadable configuration, or a change that is not allowed (one line).

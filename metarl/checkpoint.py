@@ -33,7 +33,7 @@ import torch
 #: 2: the configuration holds its two inner loops (``inner``, ``adapt``) as objects (metarl.config.migrate).
 #: The optional ``versions`` key (added within format 2: older files lack it, and an older metarl of format 2
 #: reads newer files, ignoring it) records the versions that wrote the file.
-#: 3: the inner loops gained ``step_decay`` and ``holdout`` (format 2's files load with both off).
+#: 3: ``video_every``, and the inner loops' ``step_decay`` and ``holdout`` (format 2's files load with all off).
 FORMAT_VERSION = 3
 
 

@@ -87,6 +87,12 @@ class TrainConfig:
     eval_tasks: int = option(40, "held-out tasks used by the periodic evaluation (at most the family's 40)")
     eval_steps: int = option(3, "adaptation steps in the evaluation (returns after k = 0..N steps)")
     eval_seed: int = option(1000, "evaluation seed, separate from the training seed")
+    video_every: int = option(
+        4,
+        "every N-th periodic evaluation (and the last) logs eval/video to TensorBoard: one deterministic episode of "
+        "the first held-out task before and after the --eval-steps adaptation steps, rendered headless (EGL); "
+        "0: no videos. Changes no result (docs/usage.md, 'Videos')",
+    )
     checkpoint_every: int = option(
         50, "keep a numbered checkpoint every N iterations (latest.pt is rewritten after every iteration)"
     )
@@ -141,7 +147,15 @@ class TrainConfig:
         for name in ["meta_iters", "meta_batch", "episodes_per_step", "eval_tasks"]:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ["inner_steps", "eval_every", "eval_steps", "checkpoint_every", "threads", "workers"]:
+        for name in [
+            "inner_steps",
+            "eval_every",
+            "eval_steps",
+            "video_every",
+            "checkpoint_every",
+            "threads",
+            "workers",
+        ]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for f in dataclasses.fields(self):
@@ -226,6 +240,9 @@ class TrainConfig:
         return cls(**d)
 
 
+#: Top-level keys format 3 added, at the values older runs had in effect (no videos).
+_V2_ADDED: dict[str, Any] = {"video_every": 0}
+
 INNER_FIELDS = FIELDS
 TOP_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("inner", "adapt"))
 #: Every flag of ``python -m metarl.train`` that sets the config, in ``--help`` order.
@@ -242,6 +259,7 @@ _V1_ADDED_LATER = {
     "adapt_target_kl": 0.0,
     "backend": "processes",
     "ray_address": "",
+    **_V2_ADDED,
 }
 #: The inner-loop options format 3 added (issue 15), at the values format 2's runs had in effect: off.
 _V2_INNER_ADDED = {"step_decay": 1.0, "holdout": 0.0}
@@ -267,14 +285,14 @@ def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     """
     if version == CONFIG_VERSION:
         return d
-    if version == 2:  # format 3 added two inner-loop options; format 2's runs had them off
+    if version == 2:  # format 3 added videos and two inner-loop options; format 2's runs had them off
         loops = {}
         for key in ("inner", "adapt"):
             loop = d.get(key)
             if not isinstance(loop, dict) or set(loop) & set(_V2_INNER_ADDED):
                 raise ConfigError(f"configuration of format 2 with a bad {key!r} inner loop")
             loops[key] = {**loop, **_V2_INNER_ADDED}
-        return {**d, **loops}
+        return {**_V2_ADDED, **d, **loops}
     if version != 1:
         raise ConfigError(f"configuration format {version} is not one this metarl reads (1 to {CONFIG_VERSION})")
     unknown = set(d) - _V1_KEYS

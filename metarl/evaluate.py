@@ -7,7 +7,8 @@ protocol: k = 0..3, 20 episodes) and record the mean return after each step. An 
 trains the meta-policy's training inner loop (e.g. PPO) from scratch on ``--oracle-tasks`` held-out
 tasks (spread over the set) for ``--oracle-steps``
 updates. Writes ``results.json``, ``curves.png`` (means with 95 % bootstrap confidence bands,
-resampling seeds then tasks) and TensorBoard scalars to ``--out``, and the meta-policy's margin over
+resampling seeds then tasks), ``video_taskNN.mp4`` for ``--videos`` held-out tasks (the first meta-policy before and
+after adapting) and TensorBoard scalars to ``--out``, and the meta-policy's margin over
 each baseline with a paired bootstrap band (the same tasks and evaluation seeds on both sides). For
 families that define success (Meta-World), each curve also has ``success_mean[k]``: the fraction of
 episodes after ``k`` steps that succeeded at some step.
@@ -30,6 +31,7 @@ from .cli import Parser, add_budget_arguments, add_inner_loop_arguments, fail, i
 from .envs import FAMILIES, get_family
 from .lock import FolderInUse, FolderLock
 from .plots import plot_curves
+from .progress import progress_bar, timer_bar
 from .stats import bootstrap_ci, paired_difference_ci
 
 _fail = functools.partial(fail, "metarl.evaluate")
@@ -71,6 +73,13 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=1000, help="evaluation seed, separate from training seeds")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval__<env>__<time>)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=3,
+        help="held-out tasks, spread over the set, with a video of the (first) meta-policy before and after adapting, "
+        "video_taskNN.mp4 next to curves.png (0: none; default: 3)",
+    )
     return p
 
 
@@ -122,15 +131,44 @@ def _random_inits(reference: Any, count: int) -> list[Any]:
     return policies
 
 
-def _oracle(reference: Any, tasks: list[Any], args: argparse.Namespace, episodes: int) -> dict[str, Any] | None:
+def _spread(n: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``0 .. n - 1`` (for HalfCheetahDir, whose held-out set is 20 x +1 then
+    20 x -1: both directions)."""
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(count, n))})
+
+
+def _videos(out: Path, adapted: list[Any], meta: Any, count: int) -> list[dict[str, Any]]:
+    """``video_taskNN.mp4`` for ``count`` tasks spread over the set: ``meta`` before and after adapting to each."""
+    from .envs import RenderError
+    from .video import adaptation_frames, check_rendering, write_video
+
+    if not (count and meta.family.has_renderer()):
+        return []
+    try:
+        check_rendering(meta.family)
+    except RenderError as e:
+        print(f"metarl.evaluate: warning: no videos ({e})", file=sys.stderr)
+        return []
+    written = []
+    for j in _spread(len(adapted), count):
+        a = adapted[j]
+        steps = len(a.returns) - 1
+        row = [(meta, a.task, "before adapting"), (a, a.task, f"after {steps} step{'s' if steps != 1 else ''}")]
+        frames, fps = adaptation_frames([row], seed=j)
+        path = write_video(out / f"video_task{j:02d}.mp4", frames, fps)
+        written.append({"file": path.name, "task": a.task.to_dict(), "returns": a.returns})
+    return written
+
+
+def _oracle(
+    reference: Any, tasks: list[Any], args: argparse.Namespace, episodes: int, say: Any = print
+) -> dict[str, Any] | None:
     """The training inner loop from a random initialisation for ``--oracle-steps`` updates on a few tasks."""
     from .agents import RunningNorm, make_agent
 
     if not (args.oracle_tasks and args.oracle_steps):
         return None
-    # spread over the held-out set (for HalfCheetahDir, whose set is 20 x +1 then 20 x -1: both directions)
-    picks = sorted({int(round(i)) for i in np.linspace(0, len(tasks) - 1, min(args.oracle_tasks, len(tasks)))})
-    o_tasks = [tasks[i] for i in picks]
+    o_tasks = [tasks[i] for i in _spread(len(tasks), args.oracle_tasks)]
     t0 = time.perf_counter()
     cfg = reference.config
     agent = make_agent(reference.family, cfg.inner, cfg.hidden, cfg.log_std_init)  # threads: all cores
@@ -149,7 +187,7 @@ def _oracle(reference: Any, tasks: list[Any], args: argparse.Namespace, episodes
         "mean": float(final.mean()),
         "label": f"{cfg.inner.agent} from scratch, {len(o_tasks)} tasks, {per_task_steps / 1e6:.2f}M steps each",
     }
-    print(f"  oracle ({oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)")
+    say(f"  oracle ({oracle['label']}): {oracle['mean']:.1f} ({time.perf_counter() - t0:.0f} s)")
     return oracle
 
 
@@ -196,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("tasks", "episodes_per_step", "bootstrap"):
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             return _fail(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
-    for flag in ("steps", "random_seeds", "oracle_tasks", "oracle_steps"):
+    for flag in ("steps", "random_seeds", "oracle_tasks", "oracle_steps", "videos"):
         if getattr(args, flag) is not None and getattr(args, flag) < 0:
             return _fail(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     try:
@@ -247,20 +285,36 @@ def _evaluate(
     )
 
     success: dict[str, np.ndarray] = {}  # policy source -> (K + 1, tasks), for families that define success
+    first_adapted: list[Any] = []  # the first meta-policy adapted to every task (for the videos)
+    randoms = _random_inits(reference, args.random_seeds)
+    has_oracle = bool(args.oracle_tasks and args.oracle_steps)
+    units = len(metas) + len(multis) + len(randoms) + has_oracle + bool(args.videos)
+    bar = progress_bar(True, total=units, desc="metarl.evaluate", unit="part")
+    last = [None]  # seconds of the last part: what the next one's own bar expects (policies take about as long)
+
+    def say(line: str) -> None:
+        bar.write(line, file=sys.stdout) if not bar.disable else print(line, flush=True)
+
+    def part(what: str, run: Any) -> Any:
+        t0 = time.perf_counter()
+        with timer_bar(True, what, last[0]):
+            out = run()
+        last[0] = time.perf_counter() - t0
+        bar.update(1)
+        return out
 
     def curves_of(policies: list[Any]) -> np.ndarray:
         rows = []
         for pol in policies:
             t0 = time.perf_counter()
-            adapted = pol.adapt_many(tasks, steps, episodes, seeds)
+            adapted = part(pol.source, functools.partial(pol.adapt_many, tasks, steps, episodes, seeds))
+            if pol is reference:
+                first_adapted.extend(adapted)
             rows.append(np.array([a.returns for a in adapted]).T)  # (K + 1, tasks)
             if adapted[0].success is not None:
                 success[pol.source] = np.array([a.success for a in adapted]).T
-            print(
-                f"  {pol.source}: {' -> '.join(f'{r:.1f}' for r in rows[-1].mean(1))} "
-                f"({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
+            curve = " -> ".join(f"{r:.1f}" for r in rows[-1].mean(1))
+            say(f"  {pol.source}: {curve} ({time.perf_counter() - t0:.0f} s)")
         return np.stack(rows)
 
     results: list[dict[str, Any]] = []
@@ -269,7 +323,7 @@ def _evaluate(
     groups = [
         (meta_name, metas),
         ("multi-task baseline", multis),
-        ("random init", _random_inits(reference, args.random_seeds)),
+        ("random init", randoms),
     ]
     curves: dict[str, np.ndarray] = {}
     for name, policies in groups:
@@ -288,7 +342,9 @@ def _evaluate(
             comparisons.append(
                 {"baseline": name, "difference": d.tolist(), "ci95_low": lo.tolist(), "ci95_high": hi.tolist()}
             )
-    oracle = _oracle(reference, tasks, args, episodes)
+    oracle = part("oracle", lambda: _oracle(reference, tasks, args, episodes, say)) if has_oracle else None
+    videos = part("videos", lambda: _videos(out, first_adapted, reference, args.videos)) if args.videos else []
+    bar.close()
     adapt = reference.config.adapt
     doc = {
         "env": family.family_name,
@@ -305,13 +361,15 @@ def _evaluate(
         "curves": results,
         "meta_policy_minus_baseline": comparisons,
         "oracle": oracle,
+        "videos": videos,
         "command": ["python", "-m", "metarl.evaluate", *(argv if argv is not None else sys.argv[1:])],
     }
     write_text_atomic(out / "results.json", json.dumps(doc, indent=1) + "\n")
     plot_curves(out / "curves.png", results, oracle, f"{family.family_name}: {len(tasks)} {args.task_set} tasks")
     _write_tensorboard(out, results, oracle)
     _print_table(results, comparisons, oracle, steps)
-    print(f"\nmetarl.evaluate: wrote {out / 'results.json'} and {out / 'curves.png'}")
+    also = f" and {len(videos)} videos (video_task*.mp4)" if videos else ""
+    print(f"\nmetarl.evaluate: wrote {out / 'results.json'}, {out / 'curves.png'}{also}")
     return 0
 
 

@@ -237,6 +237,7 @@ class MetaPolicy(_GaussianPolicy):
         steps: int | None = None,
         episodes_per_step: int | None = None,
         seed: int = 0,
+        video: str | os.PathLike[str] | None = None,
     ) -> AdaptedPolicy:
         """Adapt a copy of θ to one task with ``steps`` inner updates of ``episodes_per_step`` episodes.
 
@@ -244,10 +245,39 @@ class MetaPolicy(_GaussianPolicy):
             env_or_task: an env of this family (its current task is used), a task, or a task dict.
             steps: adaptation steps (default: the run's ``eval_steps``, the steps it was evaluated with).
             episodes_per_step: episodes sampled per step (default: the run's ``episodes_per_step``).
-            seed: seed of the adaptation's sampling.
+            seed: seed of the adaptation's sampling (and of the video episodes' initial state).
+            video: write a ``.mp4`` or ``.gif`` here: one deterministic episode before adapting and after each
+                step, side by side, each labelled with the step, the task and its return (metarl/video.py). The
+                policies after steps ``1 .. steps - 1`` come from adapting again with fewer steps (adaptation is
+                deterministic given the seed, so they are the intermediate policies of this adaptation).
+
+        Raises:
+            ValueError: ``video`` cannot be written (unknown extension, missing folder, no permission).
+            RenderError: no OpenGL backend renders here (the message says what to install and set).
         """
         task = self._task_of(env_or_task)
-        return self.adapt_many([task], steps, episodes_per_step, seeds=[seed])[0]
+        if video is not None:
+            from .video import check_rendering, video_path_error
+
+            problem = video_path_error(Path(video), "video")
+            if problem:
+                raise ValueError(problem)
+            check_rendering(self.family)
+        adapted = self.adapt_many([task], steps, episodes_per_step, seeds=[seed])[0]
+        if video is not None:
+            self._write_video(Path(video), adapted, episodes_per_step, seed)
+        return adapted
+
+    def _write_video(self, path: Path, adapted: AdaptedPolicy, episodes_per_step: int | None, seed: int) -> None:
+        from .video import adaptation_frames, write_video
+
+        steps = len(adapted.returns) - 1
+        task = adapted.task
+        between = [self.adapt_many([task], k, episodes_per_step, seeds=[seed])[0] for k in range(1, steps)]
+        row = [(self, task, "before adapting")]
+        row += [(p, task, f"after step {k}") for k, p in enumerate([*between, adapted], start=1)]
+        frames, fps = adaptation_frames([row], seed=seed)
+        write_video(path, frames, fps)
 
     def budget(self, steps: int | None = None, episodes_per_step: int | None = None) -> tuple[int, int]:
         """Adaptation steps and episodes per step: the given ones, else the run's own evaluation's."""

@@ -18,6 +18,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ from .agents.pool import WorkerError
 from .callbacks import Callback
 from .checkpoint import CheckpointError, remove_stale_temporaries, save_checkpoint, write_text_atomic
 from .config import CONFIG_VERSION, TrainConfig
-from .envs import SimulationError
+from .envs import RenderError, SimulationError
 from .progress import Progress
-from .trainer import DivergenceError, MetaTrainer
+from .trainer import DivergenceError, EvalResult, MetaTrainer
 
 #: Faults that stop a run with exit status 1, keeping its last good checkpoint.
 FAULTS = (DivergenceError, WorkerError, SimulationError)
@@ -40,12 +41,69 @@ class StartError(RuntimeError):
     created; nothing was written."""
 
 
-def _hparams_markdown(cfg: TrainConfig) -> str:
+def _flat_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The configuration as one level of ``name -> value`` (the inner loops as ``inner.*``, ``adapt.*``)."""
     flat = {k: v for k, v in cfg.to_dict().items() if not isinstance(v, dict)}
     for loop in ("inner", "adapt"):
         flat.update({f"{loop}.{k}": v for k, v in getattr(cfg, loop).to_dict().items()})
-    rows = "\n".join(f"|{k}|{v}|" for k, v in flat.items())
+    return flat
+
+
+def _hparams_markdown(cfg: TrainConfig) -> str:
+    rows = "\n".join(f"|{k}|{v}|" for k, v in _flat_config(cfg).items())
     return f"|param|value|\n|-|-|\n{rows}"
+
+
+def scalar_layout(cfg: TrainConfig) -> dict[str, Any]:
+    """TensorBoard's custom-scalars layout: the adaptation gap at a glance (two charts of several lines each)."""
+    held_out = [f"eval/return_step{k}" for k in range(cfg.eval_steps + 1)]
+    return {
+        "adaptation": {
+            "meta-batch return before and after adapting (adapt/return_pre, adapt/return_post)": [
+                "Multiline",
+                ["adapt/return_pre", "adapt/return_post"],
+            ],
+            f"held-out return after k = 0..{cfg.eval_steps} steps (eval/return_step*)": ["Multiline", held_out],
+        }
+    }
+
+
+def hparams_summaries(cfg: TrainConfig) -> list[Any]:
+    """The HParams tab's summaries: the hyper-parameters, with the held-out returns as its metrics.
+
+    The tab shows each metric's latest value from the run's own scalars (``eval/return_step{k}``,
+    ``adapt/return_post``), so written once at the start it shows the final metrics at the end; no scalar is written
+    here (the ``0.0`` values only name the metrics).
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in _flat_config(cfg).items()}
+    metrics = {f"eval/return_step{k}": 0.0 for k in range(cfg.eval_steps + 1)} | {"adapt/return_post": 0.0}
+    return list(hparams(values, metrics))
+
+
+def eval_video(trainer: MetaTrainer, ev: EvalResult) -> tuple[Any, float]:
+    """The frames of ``eval/video``: the first held-out task before and after the evaluation's steps, side by side.
+
+    The adapted parameters are the evaluation's own (no extra adaptation); the episodes run on an env of their own
+    with the evaluation seed, every second step rendered, so the video changes no result.
+    """
+    from .policy import _GaussianPolicy
+    from .video import adaptation_frames
+
+    cfg, task = trainer.config, ev.tasks[0]
+    before = _GaussianPolicy(trainer.family, cfg, trainer.theta, trainer.norm)
+    after = _GaussianPolicy(trainer.family, cfg, ev.params[0], trainer.norm)
+    steps = len(ev.returns) - 1
+    row = [(before, task, "before adapting"), (after, task, f"after {steps} step{'s' if steps != 1 else ''}")]
+    return adaptation_frames([row], seed=cfg.eval_seed, stride=2)
+
+
+def video_due(cfg: TrainConfig, iteration: int) -> bool:
+    """Whether the evaluation after ``iteration`` logs a video: every ``video_every``-th periodic one, and the last."""
+    if not cfg.video_every:
+        return False
+    return iteration == cfg.meta_iters or bool(cfg.eval_every and (iteration // cfg.eval_every) % cfg.video_every == 0)
 
 
 def config_document(cfg: TrainConfig, preset: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +180,10 @@ class RunFolder:
         self.writer = SummaryWriter(str(run_dir), purge_step=iteration + 1 if resumed else None)
         if not resumed:
             self.writer.add_text("hyperparameters", _hparams_markdown(cfg), 0)
+            self.writer.add_custom_scalars(scalar_layout(cfg))
+            for summary in hparams_summaries(cfg):
+                self.writer._get_file_writer().add_summary(summary)
+        self.videos = self._can_render(cfg)
 
     def write_config(self, cfg: TrainConfig) -> None:
         """Write config.json, or update its configuration where ``cfg`` differs (e.g. a new ``meta_iters``)."""
@@ -140,6 +202,28 @@ class RunFolder:
         if numbered:
             save_checkpoint(self.ckpt_dir / f"iter_{trainer.iteration:06d}.pt", st)
 
+    @staticmethod
+    def _can_render(cfg: TrainConfig) -> bool:
+        """Videos for ``cfg``: asked for, a family with a renderer, and an OpenGL backend that works (else one line)."""
+        from .video import check_rendering
+
+        if not (cfg.video_every and cfg.family.has_renderer()):
+            return False
+        try:
+            check_rendering(cfg.family)
+        except RenderError as e:
+            print(f"metarl.train: warning: no eval/video ({e}); training goes on without videos", file=sys.stderr)
+            return False
+        return True
+
+    def log_video(self, trainer: MetaTrainer, ev: EvalResult) -> None:
+        """``eval/video`` (:func:`eval_video`) at the trainer's iteration."""
+        from .video import tensorboard_video
+
+        frames, fps = eval_video(trainer, ev)
+        tensorboard_video(self.writer, "eval/video", frames, fps, trainer.iteration)
+        self.writer.flush()
+
     def log(self, metrics: dict[str, float], step: int) -> None:
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, step)
@@ -149,21 +233,35 @@ class RunFolder:
         self.writer.close()
 
 
-def evaluate(trainer: MetaTrainer, quiet: bool) -> dict[str, float]:
-    """The periodic evaluation on held-out tasks, as the scalars logged for it (``eval/return_step{k}``, ...)."""
+def evaluate(trainer: MetaTrainer, progress: Progress, folder: RunFolder | None = None) -> dict[str, float]:
+    """The periodic evaluation on held-out tasks, as the scalars logged for it (``eval/return_step{k}``, ...).
+
+    With ``folder``, the scalars are logged there, and the video where due (:func:`video_due`); the whole of it is
+    timed apart from training by ``progress``, which prints its line.
+    """
+    with progress.evaluating(f"eval at iteration {trainer.iteration}"):
+        return _evaluate(trainer, progress, folder)
+
+
+def _evaluate(trainer: MetaTrainer, progress: Progress, folder: RunFolder | None) -> dict[str, float]:
     ev = trainer.evaluate()
     metrics = {f"eval/return_step{k}": float(r) for k, r in enumerate(ev.mean)}
     metrics["eval/env_steps_per_s"] = ev.env_steps / ev.seconds
     rates = [] if ev.success is None else ev.success.mean(1)
     metrics.update({f"eval/success_step{k}": float(rate) for k, rate in enumerate(rates)})
-    if not quiet:
-        curve = " -> ".join(f"{r:.1f}" for r in ev.mean)
-        if len(rates):
-            curve += "; success rate " + " -> ".join(f"{r:.2f}" for r in rates)
-        print(
-            f"\nmetarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve}",
-            file=sys.stderr,
-        )
+    curve = " -> ".join(f"{r:.1f}" for r in ev.mean)
+    if len(rates):
+        curve += "; success rate " + " -> ".join(f"{r:.2f}" for r in rates)
+    progress.write(
+        f"metarl.train: eval at iteration {trainer.iteration} on {len(ev.tasks)} held-out tasks: {curve} "
+        f"({ev.seconds:.0f} s)"
+    )
+    if folder is not None:
+        if folder.videos and video_due(trainer.config, trainer.iteration):
+            t0 = time.perf_counter()
+            folder.log_video(trainer, ev)
+            metrics["time/video_s"] = time.perf_counter() - t0  # what rendering costs (docs/usage.md, "Videos")
+        folder.log(metrics, trainer.iteration)
     return metrics
 
 
@@ -203,14 +301,27 @@ def train_loop(
     of that iteration). Without ``folder`` nothing is written. Returns 0, or 130/143 when stopped by SIGINT/SIGTERM.
     """
     cfg = trainer.config
-    progress = Progress(cfg.meta_iters, trainer.iteration, enabled=not quiet)
+    progress = Progress(cfg.meta_iters, trainer.iteration, cfg.eval_every, enabled=not quiet)
+    try:
+        return _loop(trainer, folder, callback, stop, fresh, progress)
+    finally:
+        progress.close()
+
+
+def _loop(
+    trainer: MetaTrainer,
+    folder: RunFolder | None,
+    callback: Callback,
+    stop: dict[str, Any],
+    fresh: bool,
+    progress: Progress,
+) -> int:
+    cfg = trainer.config
     if fresh:
         if folder is not None:
             folder.checkpoint(trainer, numbered=False)
         if cfg.eval_every:
-            metrics = evaluate(trainer, quiet)
-            if folder is not None:
-                folder.log(metrics, trainer.iteration)
+            evaluate(trainer, progress, folder)
     while trainer.iteration < cfg.meta_iters:
         metrics = trainer.train_iteration()
         it = trainer.iteration
@@ -219,18 +330,15 @@ def train_loop(
         if folder is not None:
             folder.log(metrics, it)
             folder.checkpoint(trainer, numbered)
+        progress.trained(it, metrics)
         if last or (cfg.eval_every and it % cfg.eval_every == 0):
-            evaluation = evaluate(trainer, quiet)
-            metrics.update(evaluation)
-            if folder is not None:
-                folder.log(evaluation, it)
+            metrics.update(evaluate(trainer, progress, folder))
         logged = set(metrics)
         go_on = callback.on_iteration(metrics, trainer) is not False
         if folder is not None:
             folder.log({k: v for k, v in metrics.items() if k not in logged}, it)
             if not go_on and not numbered:
                 folder.checkpoint(trainer, numbered=True)
-        progress.update(it, metrics)
         if not go_on:
             print(f"\nmetarl.train: stopped by a callback after iteration {it}", file=sys.stderr)
             return 0

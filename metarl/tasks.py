@@ -32,10 +32,8 @@ def _family(family_cls: type[TaskFamily] | str) -> type[TaskFamily]:
     return family_cls
 
 
-def task_example(family_cls: type[TaskFamily] | str) -> str:
-    """A valid ``key=value`` spelling of one of the family's meta-test tasks, for error messages."""
-    family = _family(family_cls)
-    task = family.meta_test_tasks()[0]
+def task_text(task: Task) -> str:
+    """The ``key=value`` spelling of ``task`` (3 significant digits), as ``--task`` reads it."""
     parts = []
     for f in dataclasses.fields(task):
         v = getattr(task, f.name)
@@ -45,6 +43,11 @@ def task_example(family_cls: type[TaskFamily] | str) -> str:
             text = v if isinstance(v, str) else str(v) if isinstance(v, int) else f"{v:.3g}"
         parts.append(f"{f.name}={text}")
     return ",".join(parts)
+
+
+def task_example(family_cls: type[TaskFamily] | str) -> str:
+    """A valid ``key=value`` spelling of one of the family's meta-test tasks, for error messages."""
+    return task_text(_family(family_cls).meta_test_tasks()[0])
 
 
 def _number(text: str) -> float:

@@ -46,7 +46,7 @@ class EvalResult:
     """Adaptation curves on held-out tasks: ``returns[k, j]`` after k steps on task j.
 
     ``success[k, j]`` is the fraction of task j's episodes that succeeded after k steps, for families
-    that define success (else None).
+    that define success (else None). ``params[j]`` are the parameters adapted to task j (after all steps).
     """
 
     tasks: list[Task]
@@ -54,6 +54,7 @@ class EvalResult:
     env_steps: int
     seconds: float
     success: np.ndarray | None = None
+    params: list[Params] = dataclasses.field(default_factory=list)
 
     @property
     def mean(self) -> np.ndarray:
@@ -165,9 +166,8 @@ class MetaTrainer:
             [(c.eval_seed if seed is None else seed, j) for j in range(len(tasks))],
         )
         success = None if res.success is None else res.success.numpy().astype(np.float64)
-        return EvalResult(
-            list(tasks), res.returns.numpy().astype(np.float64), res.env_steps, time.perf_counter() - t0, success
-        )
+        returns = res.returns.numpy().astype(np.float64)
+        return EvalResult(list(tasks), returns, res.env_steps, time.perf_counter() - t0, success, list(res.params))
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

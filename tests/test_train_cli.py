@@ -7,6 +7,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from metarl.checkpoint import load_checkpoint
+from metarl.config import CONFIG_VERSION
 from metarl.train import main
 
 TINY = [
@@ -75,7 +76,7 @@ def test_navigation_run_writes_config_events_and_checkpoints(tmp_path):
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names == ["iter_000002.pt", "iter_000004.pt", "latest.pt"]
     state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
-    assert state["iteration"] == 4 and state["format_version"] == 2 and cfg["format_version"] == 2
+    assert state["iteration"] == 4 and state["format_version"] == cfg["format_version"] == CONFIG_VERSION
     assert set(state) >= {"theta", "normalizer", "config", "rng", "family"}
     load_checkpoint(run / "checkpoints" / "iter_000002.pt", family="Navigation2D")
 

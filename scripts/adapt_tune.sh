@@ -16,7 +16,7 @@ while read -r name flags; do
   names+=("$out/results.json")
   [ -f "$out/results.json" ] && continue
   python -m metarl.evaluate --env "$ENV" ${CHECKPOINT:+--checkpoint "$CHECKPOINT"} --task-set train \
-    --tasks "$TASKS" --seed 2000 --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 $flags \
+    --tasks "$TASKS" --seed 2000 --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 $flags \
     --out "$out" > "$out.log" 2>&1
 done <<'CANDIDATES'
 own

@@ -16,6 +16,7 @@ ITERS=${ITERS:-20}
 SEEDS=${SEEDS:-0 1 2}
 EXTRA=${EXTRA:-}          # e.g. "--agent trpo --target-kl 1.0" to evaluate every policy with one inner loop
 TAG=${TAG:-}              # suffix of the output folders for EXTRA
+MLS=${MLS:-reptile maml fomaml}  # the meta-learners to evaluate
 checkpoint() {  # meta-learner, seed, iteration: that iteration's checkpoint of the ITERS run, or of a shorter
   local file=$(printf iter_%06d.pt "$3")  # run of the same seed (training is deterministic: the same parameters)
   for run in "runs/maml/${ENV}__$1__i${ITERS}__s$2" "runs/maml/${ENV}__$1__i$3__s$2"; do
@@ -29,17 +30,18 @@ evaluate() {  # output name, checkpoint iteration, meta-learner
   local ckpts="" s
   for s in $SEEDS; do ckpts="$ckpts $(checkpoint "$ml" "$s" "$it")" || return 1; done
   python -m metarl.evaluate --env "$ENV" --steps 3 --episodes-per-step 20 --seed 1000 --oracle-tasks 0 \
-    --random-seeds 0 $EXTRA $ckpts \
+    --random-seeds 0 --videos 0 $EXTRA $ckpts \
     --out "$out" > "$out.log" 2>&1
 }
-for ml in reptile maml fomaml; do
+for ml in $MLS; do
   evaluate "${ml}__i${ITERS}" "$ITERS" "$ml"
 done
 if [ -n "${MAML_TIME_ITERS:-}" ]; then
   evaluate "maml__time_of_reptile_i${ITERS}" "$MAML_TIME_ITERS" maml
   evaluate "fomaml__time_of_reptile_i${ITERS}" "$FOMAML_TIME_ITERS" fomaml
 fi
-python scripts/compare_curves.py results/maml/eval_${ENV}__{reptile,maml,fomaml}__i${ITERS}$TAG/results.json
+[ -n "$TAG" ] && exit 0  # the tagged results are compared by hand with the untagged ones (docs/maml.md)
+python scripts/compare_curves.py results/maml/eval_${ENV}__{reptile,maml,fomaml}__i${ITERS}/results.json
 if [ -n "${MAML_TIME_ITERS:-}" ]; then
   python scripts/compare_curves.py results/maml/eval_${ENV}__reptile__i${ITERS}$TAG/results.json \
     results/maml/eval_${ENV}__{maml,fomaml}__time_of_reptile_i${ITERS}$TAG/results.json

@@ -17,7 +17,7 @@ for ml in reptile maml fomaml; do
     out=results/maml/tune/${ENV}__${ml}__i${ITERS}__$1_$2
     [ -f "$out/results.json" ] && continue
     python -m metarl.evaluate --env "$ENV" --checkpoint "$ckpt" --task-set train --tasks 20 --seed 2000 \
-      --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 $flags --out "$out" > "$out.log" 2>&1
+      --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 $flags --out "$out" > "$out.log" 2>&1
   done
 done
 python - "$ENV" "$ITERS" <<'PY'

@@ -66,6 +66,12 @@ def build_parser() -> Parser:
         "display is set)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the shipped pretrained meta-policies, each with its measured held-out curve, and exit "
+        "(as python -m metarl.pretrained)",
+    )
     return p
 
 
@@ -78,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     from .tasks import parse_task, warn_if_out_of_distribution
 
     args = build_parser().parse_args(argv)
+    if args.list:
+        from .pretrained import main as list_shipped
+
+        return list_shipped(["--json"] if args.json else [])
     if budget_error(args):
         return _fail(budget_error(args))
     if args.env is None and args.checkpoint is None:

@@ -324,10 +324,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "Navigation2D": dict(
         meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=1e-2, eval_every=20
     ),
-    # Ant and the randomised-dynamics walkers: the MAML/ProMP protocol, as for HalfCheetah (docs/families.md).
+    # Ant and the randomised-dynamics walkers: the MAML/ProMP protocol, as for HalfCheetah (docs/families.md), for
+    # the budget the zoo could afford on 2 cores (issue 18: ~10 min a run; scripts/pretrain.sh, README "Pretrained").
     **{
-        name: dict(meta_iters=300, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3)
-        for name in ("AntDir", "AntDirAngle", "AntGoal", "HopperRandParams", "Walker2dRandParams")
+        name: dict(meta_iters=iters, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3)
+        for name, iters in (
+            ("AntDir", 20),
+            ("AntDirAngle", 20),
+            ("AntGoal", 20),
+            ("HopperRandParams", 40),
+            ("Walker2dRandParams", 40),
+        )
     },
     # Cheap pendulum (no contact): for quick checks.
     "PendulumRandParams": dict(

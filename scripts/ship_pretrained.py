@@ -1,9 +1,14 @@
 """Copy a finished run's meta-policy into the package as the shipped pretrained one.
 
-    python scripts/ship_pretrained.py RUN_DIR [--command "python -m metarl.train ..."]
+    python scripts/ship_pretrained.py RUN_DIR [--eval results.json] [--multitask RUN_DIR] [--command "..."]
+    python scripts/ship_pretrained.py --update metarl/pretrained/F.pt --eval results.json [--multitask F.pt]
 
-Writes metarl/pretrained/<Family>.pt: θ, the normaliser, the config, and provenance (the run, the
-command that produced it, the machine, the final held-out evaluation from its TensorBoard events).
+Writes metarl/pretrained/<Family>.pt: θ, the normaliser, the config, and provenance: the run, the command
+that produced it, its env steps and wall-clock, the machine and library versions, the commit, and the
+held-out evaluation (``--eval``: a ``metarl.evaluate`` results.json of this run against its baselines; else
+the run's own last periodic evaluation, from its TensorBoard events). ``--update`` adds an evaluation to a
+shipped file whose run folder is gone, keeping its θ and the rest of its provenance. ``python -m
+metarl.pretrained`` lists the shipped files with that headline.
 """
 
 from __future__ import annotations
@@ -15,46 +20,110 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _training(run_dir: Path) -> dict[str, Any]:
+    """What a run was: its command, iterations, env steps and wall-clock (from its TensorBoard events)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from metarl.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    cfg = json.loads((run_dir / "config.json").read_text())
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    wall = acc.Scalars("adapt/return_post")  # one point per iteration; the first one ends iteration 1
+    per_iteration = (wall[-1].wall_time - wall[0].wall_time) / max(len(wall) - 1, 1)
+    return {
+        "state": state,
+        "accumulator": acc,
+        "run": run_dir.name,
+        "command": " ".join(["python", "-m", "metarl.train", *cfg.get("command", [])[1:]]),
+        "iterations": state["iteration"],
+        "env_steps": state["env_steps"],
+        # Iterations 2..N measured, the first one counted at their mean (a resumed run's pause is not counted).
+        "training_wall_clock_minutes": round(per_iteration * len(wall) / 60, 1),
+    }
+
+
+def _headline(doc: dict[str, Any]) -> dict[str, Any]:
+    """The held-out evaluation in brief: each curve's mean and 95 % interval, the paired margins, tasks improved."""
+    import numpy as np
+
+    out: dict[str, Any] = {
+        "tasks": len(doc["tasks"]),
+        "episodes_per_step": doc["episodes_per_step"],
+        "evaluation_seed": doc["evaluation_seed"],
+        "inner_loop": {k: doc["inner_loop"][k] for k in ("agent", "inner_lr", "target_kl")},
+        "command": " ".join(doc["command"]),
+    }
+    for curve in doc["curves"]:
+        per_task = np.array(curve["per_task"]).mean(0)  # (K + 1, tasks), mean over seeds
+        out[curve["name"]] = {
+            "mean": [round(x, 2) for x in curve["mean"]],
+            "ci95": [[round(a, 2), round(b, 2)] for a, b in zip(curve["ci95_low"], curve["ci95_high"], strict=True)],
+            "tasks_improved_by_last_step": int((per_task[-1] > per_task[0]).sum()),
+        }
+        if "success_mean" in curve:
+            out[curve["name"]]["success"] = [round(x, 3) for x in curve["success_mean"]]
+    for c in doc["meta_policy_minus_baseline"]:
+        out[f"minus {c['baseline']}"] = [
+            [round(d, 2), round(lo, 2), round(hi, 2)]
+            for d, lo, hi in zip(c["difference"], c["ci95_low"], c["ci95_high"], strict=True)
+        ]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, nargs="?")
+    p.add_argument("--update", type=Path, default=None, help="a shipped .pt file to add --eval to (no run folder)")
     p.add_argument("--command", default=None, help="the training command (default: from config.json)")
+    p.add_argument("--eval", type=Path, default=None, help="results.json of python -m metarl.evaluate on this run")
+    p.add_argument("--multitask", type=Path, default=None, help="the multi-task baseline's run folder or checkpoint")
     p.add_argument("--adapt-agent", default=None, help="set the meta-test inner loop's agent (config adapt), e.g. trpo")
     p.add_argument("--adapt-target-kl", type=float, default=None, help="set the meta-test inner loop's target_kl")
     args = p.parse_args()
 
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from metarl.checkpoint import load_checkpoint, save_checkpoint
 
-    state = load_checkpoint(args.run_dir / "checkpoints" / "latest.pt")
-    cfg = json.loads((args.run_dir / "config.json").read_text())
+    if args.update is not None:  # θ and provenance as shipped; the evaluation and baseline added
+        state = load_checkpoint(args.update)
+        prov = dict(state["provenance"])
+        prov["heldout_evaluation"] = _headline(json.loads(args.eval.read_text()))
+        if args.multitask is not None:
+            base = load_checkpoint(args.multitask)
+            prov["multitask_baseline"] = {"file": str(args.multitask), "env_steps": int(base["env_steps"])}
+        save_checkpoint(args.update, {**state, "provenance": prov})
+        print(f"updated {args.update}\n{json.dumps(prov, indent=1)}")
+        return 0
+    run = _training(args.run_dir)
+    state, acc = run.pop("state"), run.pop("accumulator")
     if state["iteration"] != state["config"]["meta_iters"]:
         print(f"refusing: {args.run_dir} stopped at iteration {state['iteration']} of {state['config']['meta_iters']}")
         return 2
-    acc = EventAccumulator(str(args.run_dir))
-    acc.Reload()
-    final_eval = {
-        f"k={k}": round(acc.Scalars(f"eval/return_step{k}")[-1].value, 2)
-        for k in range(state["config"]["eval_steps"] + 1)
-        if f"eval/return_step{k}" in acc.Tags()["scalars"]
-    }
-    wall = acc.Scalars("adapt/return_post")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     provenance = {
-        "run": args.run_dir.name,
-        "command": args.command or " ".join(["python", "-m", "metarl.train", *cfg.get("command", [])[1:]]),
-        "iterations": state["iteration"],
-        "env_steps": state["env_steps"],
-        "training_wall_clock_minutes": round((wall[-1].wall_time - wall[0].wall_time) / 60, 1),
-        "final_eval_on_heldout_tasks": final_eval,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, no GPU",
+        **run,
+        "command": args.command or run["command"],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU",
+        "versions": state.get("versions", {}),  # those of the training run (its last checkpoint)
         "metarl_commit_when_shipped": commit,
     }
+    if args.eval is not None:
+        provenance["heldout_evaluation"] = _headline(json.loads(args.eval.read_text()))
+    else:
+        provenance["final_eval_on_heldout_tasks"] = {
+            f"k={k}": round(acc.Scalars(f"eval/return_step{k}")[-1].value, 2)
+            for k in range(state["config"]["eval_steps"] + 1)
+            if f"eval/return_step{k}" in acc.Tags()["scalars"]
+        }
+    if args.multitask is not None and args.multitask.is_dir():
+        base = _training(args.multitask)
+        provenance["multitask_baseline"] = {k: base[k] for k in ("command", "env_steps", "training_wall_clock_minutes")}
     out = ROOT / "metarl" / "pretrained" / f"{state['family']}.pt"
     keep = {k: state[k] for k in ("family", "iteration", "env_steps", "config", "theta", "normalizer")}
     adaptation = {"agent": args.adapt_agent, "target_kl": args.adapt_target_kl}

@@ -30,7 +30,10 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
     assert "envs" not in tops and "agents" not in tops
     for sub in ["metarl", "metarl/envs", "metarl/agents"]:
         assert f"{sub}/__init__.py" in names, sub
-    assert "metarl/pretrained/HalfCheetahVel.pt" in names  # the shipped meta-policy travels in the wheel
+    shipped = sorted(p.name for p in (ROOT / "metarl" / "pretrained").glob("*.pt"))
+    assert len(shipped) >= 9 and all(f"metarl/pretrained/{n}" in names for n in shipped)  # the zoo travels
+    assert "metarl/pretrained/__main__.py" in names  # python -m metarl.pretrained
+    assert wheel.stat().st_size < 3_000_000, wheel.stat().st_size  # small: README, "Pretrained meta-policies"
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True

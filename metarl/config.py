@@ -324,8 +324,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "Navigation2D": dict(
         meta_iters=100, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=1e-2, eval_every=20
     ),
-    # Ant and the randomised-dynamics walkers: the MAML/ProMP protocol, as for HalfCheetah (docs/families.md), for
-    # the budget the zoo could afford on 2 cores (issue 18: ~10 min a run; scripts/pretrain.sh, README "Pretrained").
+    # Ant and the randomised-dynamics walkers: each iteration the MAML/ProMP protocol, as for HalfCheetah
+    # (docs/families.md), for as many iterations as the pretrained zoo could afford on 2 cores (issue 18: 7-11 min a
+    # run here, 3-4 M env steps; scripts/pretrain.sh, docs/results.md "Pretrained"). Not tuned; they learn to move,
+    # and adapt little at this budget.
     **{
         name: dict(meta_iters=iters, meta_batch=10, inner_steps=3, episodes_per_step=20, inner_lr=3e-3)
         for name, iters in (

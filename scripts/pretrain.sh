@@ -7,7 +7,7 @@
 #
 #   scripts/pretrain.sh [FAMILY ...]        # default: every family below; one after another, each on all cores
 #
-# Everything goes under OUT (default runs/zoo); nothing already in runs/ is read. A family whose runs finished
+# Runs go under OUT (default runs/zoo); nothing else in runs/ is read. A family whose runs finished
 # is skipped (delete OUT/FAMILY* to redo it); an interrupted run resumes bit-exactly. Evaluations are written to
 # results/zoo/eval_FAMILY/ (redone when the run is newer) and the shipped file to metarl/pretrained/FAMILY.pt
 # (with the provenance inside).
@@ -19,6 +19,7 @@
 # (results/zoo/eval_Navigation2D__reptile/). Every policy of a family's evaluation, baselines included, adapts
 # with the shipped meta-policy's meta-test inner loop.
 set -eu
+trap 'echo "pretrain.sh: failed at line $LINENO; see $OUT/*.log and results/zoo/*.log" >&2' ERR
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/zoo}
 SEED=${SEED:-0}
@@ -30,6 +31,7 @@ train() {  # run name, flags...
   if [ -f "$OUT/$name/checkpoints/latest.pt" ]; then
     python -m metarl.train --resume "$OUT/$name" --quiet >> "$OUT/$name.log" 2>&1
   else
+    rm -rf "${OUT:?}/$name"  # stopped before its first checkpoint: nothing to resume
     python -m metarl.train "$@" --run-dir "$OUT/$name" --quiet > "$OUT/$name.log" 2>&1
   fi
   touch "$OUT/$name.done"
@@ -46,15 +48,23 @@ family() {  # family name
   iters=$(python -c "from metarl.config import preset; print(preset('$env')['meta_iters'])")
   run="${env}__${ml}__s$SEED"
   local common=(--env "$env" --seed "$SEED" --eval-every 0 --eval-tasks 10 --video-every 0)
-  train "$run" "${common[@]}" --meta-learner "$ml"
+  train "$run" "${common[@]}" --meta-learner "$ml" --meta-iters "$iters"
+  # K + 1 = 4 batches per task and iteration at the presets' K = 3 (MAML's preset: 2 batches of 40 tasks x 10
+  # episodes, the same env steps), 2 at K = 1: twice the iterations spend the same env steps.
   train "${env}__multitask__s$SEED" "${common[@]}" --inner-steps 1 --meta-step 1 --meta-step-final 1 \
     --meta-iters $((2 * iters))
   # The meta-test inner loop of the shipped policy, for all (the baseline's own is the training one, PPO).
-  adapt=$(python -c "
+  adapt=$(python - "$OUT/$run" <<'PY'
+import sys
 from metarl.policy import MetaPolicy
-a = MetaPolicy.load('$OUT/$run').config.adapt
-print(f'--agent {a.agent} --inner-lr {a.inner_lr} --target-kl {a.target_kl}')")
-  if [ "$OUT/$run.done" -nt "results/zoo/eval_$env/results.json" ]; then  # missing, or older than the run
+a = MetaPolicy.load(sys.argv[1]).config.adapt
+used = [n for n in ("inner_lr", "target_kl", "step_decay", "holdout") if a.uses(n)]  # flags it reads, no others
+print(f"--agent {a.agent} " + " ".join(f"--{n.replace('_', '-')} {getattr(a, n)}" for n in used))
+PY
+)
+  local res="results/zoo/eval_$env/results.json"
+  if [ "$OUT/$run.done" -nt "$res" ] || [ "$OUT/${env}__multitask__s$SEED.done" -nt "$res" ]; then  # missing or stale
+    rm -rf "results/zoo/eval_$env"
     # shellcheck disable=SC2086
     python -m metarl.evaluate --env "$env" --checkpoint "$OUT/$run" --multitask "$OUT/${env}__multitask__s$SEED" \
       $adapt --random-seeds 1 --oracle-tasks 0 --videos 0 --seed 1000 --out "results/zoo/eval_$env" \

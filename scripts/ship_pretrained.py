@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _training(run_dir: Path) -> dict[str, Any]:
     """What a run was: its command, iterations, env steps and wall-clock (from its TensorBoard events)."""
+    if not (run_dir / "config.json").is_file():
+        raise SystemExit(f"ship_pretrained.py: {run_dir} is not a metarl run folder (no config.json)")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from metarl.checkpoint import load_checkpoint
@@ -35,8 +37,6 @@ def _training(run_dir: Path) -> dict[str, Any]:
     cfg = json.loads((run_dir / "config.json").read_text())
     acc = EventAccumulator(str(run_dir))
     acc.Reload()
-    wall = acc.Scalars("adapt/return_post")  # one point per iteration; the first one ends iteration 1
-    per_iteration = (wall[-1].wall_time - wall[0].wall_time) / max(len(wall) - 1, 1)
     return {
         "state": state,
         "accumulator": acc,
@@ -44,8 +44,8 @@ def _training(run_dir: Path) -> dict[str, Any]:
         "command": " ".join(["python", "-m", "metarl.train", *cfg.get("command", [])[1:]]),
         "iterations": state["iteration"],
         "env_steps": state["env_steps"],
-        # Iterations 2..N measured, the first one counted at their mean (a resumed run's pause is not counted).
-        "training_wall_clock_minutes": round(per_iteration * len(wall) / 60, 1),
+        # The iterations' own times (time/iteration_s): a pause between a stop and --resume is not counted.
+        "training_wall_clock_minutes": round(sum(e.value for e in acc.Scalars("time/iteration_s")) / 60, 1),
     }
 
 
@@ -88,14 +88,28 @@ def main() -> int:
     p.add_argument("--adapt-target-kl", type=float, default=None, help="set the meta-test inner loop's target_kl")
     args = p.parse_args()
 
+    from metarl.checkpoint import CheckpointError
+
+    if (args.run_dir is None) == (args.update is None):
+        p.error("give RUN_DIR, or --update FILE (not both)")
+    if args.update is not None and args.eval is None:
+        p.error("--update needs --eval results.json (the evaluation to add)")
+    try:
+        return _ship(args)
+    except CheckpointError as e:
+        p.error(str(e))
+
+
+def _ship(args: argparse.Namespace) -> int:
     from metarl.checkpoint import load_checkpoint, save_checkpoint
+    from metarl.policy import resolve_checkpoint
 
     if args.update is not None:  # θ and provenance as shipped; the evaluation and baseline added
         state = load_checkpoint(args.update)
         prov = dict(state["provenance"])
         prov["heldout_evaluation"] = _headline(json.loads(args.eval.read_text()))
         if args.multitask is not None:
-            base = load_checkpoint(args.multitask)
+            base = load_checkpoint(resolve_checkpoint(args.multitask))
             prov["multitask_baseline"] = {"file": str(args.multitask), "env_steps": int(base["env_steps"])}
         save_checkpoint(args.update, {**state, "provenance": prov})
         print(f"updated {args.update}\n{json.dumps(prov, indent=1)}")
@@ -103,9 +117,15 @@ def main() -> int:
     run = _training(args.run_dir)
     state, acc = run.pop("state"), run.pop("accumulator")
     if state["iteration"] != state["config"]["meta_iters"]:
-        print(f"refusing: {args.run_dir} stopped at iteration {state['iteration']} of {state['config']['meta_iters']}")
+        it, total = state["iteration"], state["config"]["meta_iters"]
+        print(f"ship_pretrained.py: refusing, {args.run_dir} stopped at iteration {it} of {total}", file=sys.stderr)
         return 2
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(  # "-dirty": shipped from a tree with uncommitted changes
+        ["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     provenance = {
         **run,
         "command": args.command or run["command"],
@@ -124,6 +144,9 @@ def main() -> int:
     if args.multitask is not None and args.multitask.is_dir():
         base = _training(args.multitask)
         provenance["multitask_baseline"] = {k: base[k] for k in ("command", "env_steps", "training_wall_clock_minutes")}
+    elif args.multitask is not None:
+        base_state = load_checkpoint(args.multitask)
+        provenance["multitask_baseline"] = {"file": str(args.multitask), "env_steps": int(base_state["env_steps"])}
     out = ROOT / "metarl" / "pretrained" / f"{state['family']}.pt"
     keep = {k: state[k] for k in ("family", "iteration", "env_steps", "config", "theta", "normalizer")}
     adaptation = {"agent": args.adapt_agent, "target_kl": args.adapt_target_kl}

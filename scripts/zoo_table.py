@@ -111,7 +111,8 @@ def main() -> int:
                         + f" | {int((per_task[-1, idx] > per_task[0, idx]).sum())} of {len(idx)} |"
                     )
     if breakdowns:
-        print("\n| family | region (tasks) | meta-policy k = 0 → 3 | multi-task k = 0 → 3 | tasks improved |")
+        head = "| family | region (tasks) | meta-policy k = 0 → 1 → 2 → 3 | multi-task k = 0 → 3 | improved by k = 3 |"
+        print("\n" + head)
         print("|---|---|---|---|---|")
         print("\n".join(breakdowns))
     return 0

@@ -5,6 +5,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from metarl.envs import FAMILIES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,9 +33,9 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
     for sub in ["metarl", "metarl/envs", "metarl/agents"]:
         assert f"{sub}/__init__.py" in names, sub
     shipped = sorted(p.name for p in (ROOT / "metarl" / "pretrained").glob("*.pt"))
-    assert len(shipped) >= 9 and all(f"metarl/pretrained/{n}" in names for n in shipped)  # the zoo travels
+    assert len(shipped) == len(FAMILIES) and all(f"metarl/pretrained/{n}" in names for n in shipped)  # the zoo travels
     assert "metarl/pretrained/__main__.py" in names  # python -m metarl.pretrained
-    assert wheel.stat().st_size < 3_000_000, wheel.stat().st_size  # small: README, "Pretrained meta-policies"
+    assert wheel.stat().st_size < 3_000_000, wheel.stat().st_size  # small: docs/results.md, "Pretrained"
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True

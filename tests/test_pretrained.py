@@ -76,6 +76,7 @@ def test_shipped_file_is_plain_tensors_of_its_familys_shapes(family):
         assert prov["command"].startswith(f"python -m metarl.train --env {family} ")
         assert prov["env_steps"] == state["env_steps"] and prov["versions"]["torch"]
         assert "--multitask" in prov["heldout_evaluation"]["command"]
+        assert f"/{prov['run']} " in prov["heldout_evaluation"]["command"]  # the evaluation is of this very run
     ev = prov["heldout_evaluation"]
     assert ev["tasks"] == 40 and {"multi-task baseline", "random init"} <= set(ev)
 
@@ -86,12 +87,14 @@ def test_the_listing_shows_every_shipped_policy_with_its_headline(capsys):
     assert len(lines) == len(ZOO) + 1
     for family, line in zip(ZOO, lines, strict=False):
         assert line.startswith(family) and "held-out tasks" in line and "margin" in line, line
-    assert subprocess.run([sys.executable, "-m", "metarl.pretrained", "--json"], capture_output=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "metarl.pretrained", "--json"], capture_output=True, check=True)
+    assert [r["family"] for r in json.loads(out.stdout)] == ZOO
 
 
 @pytest.mark.parametrize("family", ZOO)
 def test_adapt_cli_runs_every_shipped_policy(family, capsys):
-    """``metarl.adapt --env NAME`` needs no other flag (here one short step, to keep the suite fast)."""
+    """``metarl.adapt --env NAME`` runs the shipped policy (Navigation2D with no other flag; the others one short
+    step, to keep the suite fast)."""
     argv = ["--env", family, "--json"]
     if family != "Navigation2D":  # the cheap one runs with no flag at all
         argv += ["--steps", "1", "--episodes-per-step", "2"]

@@ -5,7 +5,8 @@
 
 Each file holds θ, the observation normaliser, the training config and its provenance (the command, commit,
 library versions, env steps and wall-clock of the run, and its held-out evaluation against the multi-task
-baseline and a random initialisation at the same budget); ``scripts/pretrain.sh`` retrains them all.
+baseline, at the same env steps unless its headline says otherwise, and a random initialisation);
+``scripts/pretrain.sh`` retrains them all.
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ def headline(provenance: dict[str, Any]) -> str:
     if ev is None:  # files shipped before the zoo: the training run's own last evaluation
         old = provenance.get("final_eval_on_heldout_tasks", {})
         return "held-out " + " → ".join(f"{v:.1f}" for v in old.values()) + " (training run's evaluation)"
-    meta = next(v for k, v in ev.items() if k.startswith("meta-policy"))
+    meta = next((v for k, v in ev.items() if k.startswith("meta-policy")), None)
+    if meta is None:
+        return "no meta-policy curve in its evaluation"
     last = len(meta["mean"]) - 1
     n = ev["tasks"]
     line = f"k=0..{last} {_curve(meta)} on {n} held-out tasks ({meta['tasks_improved_by_last_step']} of {n} improved)"
     if "multi-task baseline" in ev:
         d, lo, hi = ev["minus multi-task baseline"][-1]
-        line += f"; multi-task {_curve(ev['multi-task baseline'])}, margin at k={last} {d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        base_steps = provenance.get("multitask_baseline", {}).get("env_steps", provenance.get("env_steps"))
+        budget = "" if base_steps == provenance.get("env_steps") else f" (trained {base_steps / 1e6:.0f} M steps)"
+        margin = f"margin at k={last} {d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        line += f"; multi-task{budget} {_curve(ev['multi-task baseline'])}, {margin}"
     if "random init" in ev:
         line += f"; random init {_curve(ev['random init'])}"
     return line
@@ -76,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     for r in rows:
+        minutes = "" if r["minutes"] is None else f", {r['minutes']} min"
         print(
-            f"{r['family']:<20} {r['env_steps'] / 1e6:5.1f} M steps, {r['minutes']} min, adapts by {r['agent']}: "
-            f"{r['headline']}"
+            f"{r['family']:<20} {r['env_steps'] / 1e6:5.1f} M steps{minutes}, adapts by {r['agent']}: {r['headline']}"
         )
     print(f"{len(rows)} shipped; load one with metarl.MetaPolicy.pretrained(NAME) or python -m metarl.adapt --env NAME")
     return 0

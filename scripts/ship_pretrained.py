@@ -120,12 +120,13 @@ def _ship(args: argparse.Namespace) -> int:
         it, total = state["iteration"], state["config"]["meta_iters"]
         print(f"ship_pretrained.py: refusing, {args.run_dir} stopped at iteration {it} of {total}", file=sys.stderr)
         return 2
-    commit = subprocess.run(  # "-dirty": shipped from a tree with uncommitted changes
-        ["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    # "-dirty": shipped from a tree with uncommitted changes (other than the shipped files themselves)
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!metarl/pretrained/*.pt")
+    commit = git("rev-parse", "HEAD") + ("-dirty" if dirty else "")
     provenance = {
         **run,
         "command": args.command or run["command"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,11 @@ def _region(family: str, task: dict) -> str:
     return "all"
 
 
+def _natural(text: str) -> list:
+    """Sort key that orders "radius 0–1" before "radius 1–2" before "radius 10–11"."""
+    return [(0, float(x), "") if x[0].isdigit() else (1, 0.0, x) for x in re.findall(r"\d+(?:\.\d+)?|\D+", text)]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--breakdown", action="store_true", help="also the per-region means")
@@ -101,7 +107,7 @@ def main() -> int:
             regions = [_region(family, t) for t in doc["tasks"]]
             if len(set(regions)) > 1:
                 multi_task = np.array(multi["per_task"]).mean(0)
-                for r in sorted(set(regions)):
+                for r in sorted(set(regions), key=_natural):
                     idx = [j for j, x in enumerate(regions) if x == r]
                     breakdowns.append(
                         f"| {family} | {r} ({len(idx)}) | "

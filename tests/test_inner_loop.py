@@ -2,6 +2,7 @@
 clipping, the inner-loop configuration (flags an algorithm does not read, checkpoint migration)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from metarl.agents.update import clip_grad_per_task
 from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from metarl.config import CONFIG_VERSION, ConfigError, TrainConfig, migrate
 from metarl.envs import HopperRandParamsEnv
-from metarl.policy import MetaPolicy, pretrained_path
+from metarl.policy import MetaPolicy
 from metarl.train import main as train_main
 
 
@@ -148,9 +149,13 @@ def test_sb3_trpo_reads_target_kl():
 
 
 # ---- configurations of older formats ----------------------------------------------------------------
+#: A format-1 file: HalfCheetahVel.pt as shipped until the zoo re-saved it (git show c55a6b1:metarl/pretrained/...).
+FORMAT_1 = Path(__file__).parent / "data" / "HalfCheetahVel_format1.pt"
+
+
 def _v1_config(**drop):
-    """A format-1 configuration, as the shipped HalfCheetahVel.pt holds it."""
-    state = torch.load(pretrained_path("HalfCheetahVel"), weights_only=True)
+    """A format-1 configuration, as the shipped HalfCheetahVel.pt held it."""
+    state = torch.load(FORMAT_1, weights_only=True)
     assert state["format_version"] == 1
     return {k: v for k, v in state["config"].items() if k not in drop}
 
@@ -174,7 +179,7 @@ def test_a_config_of_this_format_with_a_missing_key_is_refused_not_filled(tmp_pa
     del cfg["eval_seed"]
     with pytest.raises(ConfigError, match=rf"version {CONFIG_VERSION} with missing keys \['eval_seed'\]"):
         TrainConfig.from_dict(cfg)
-    state = torch.load(pretrained_path("HalfCheetahVel"), weights_only=True)
+    state = torch.load(FORMAT_1, weights_only=True)
     path = tmp_path / "old.pt"
     save_checkpoint(path, {**{k: v for k, v in state.items() if k not in ("checksum", "format_version")}})
     # a format-1 config saved as if it were of this format
@@ -183,9 +188,10 @@ def test_a_config_of_this_format_with_a_missing_key_is_refused_not_filled(tmp_pa
 
 
 def test_a_format_1_checkpoint_loads_migrated():
-    state = load_checkpoint(pretrained_path("HalfCheetahVel"))
+    assert torch.load(FORMAT_1, weights_only=True)["format_version"] == 1
+    state = load_checkpoint(FORMAT_1)
     assert state["format_version"] == CONFIG_VERSION and state["config"]["adapt"]["target_kl"] == 1.0
-    meta = MetaPolicy.pretrained("HalfCheetahVel")
+    meta = MetaPolicy.load(FORMAT_1)
     assert meta.config.adapt.agent == "trpo" and meta.config.eval_steps == 3 and meta.config.episodes_per_step == 20
 
 

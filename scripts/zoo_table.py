@@ -20,17 +20,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = [
-    "HalfCheetahVel",
-    "HalfCheetahDir",
-    "Navigation2D",
-    "AntDir",
-    "AntDirAngle",
-    "AntGoal",
-    "HopperRandParams",
-    "Walker2dRandParams",
-    "PendulumRandParams",
-]
 
 
 def _curve(c: dict, ks: list[int]) -> str:
@@ -73,6 +62,7 @@ def main() -> int:
     args = p.parse_args()
     import metarl.pretrained
     from metarl.checkpoint import load_checkpoint
+    from metarl.envs import FAMILIES  # the built-in families, in their registration order
 
     prov = {path.stem: load_checkpoint(path)["provenance"] for path in metarl.pretrained.files()}
     print(
@@ -82,7 +72,7 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|")
     breakdowns = []
-    for family in ORDER:
+    for family in FAMILIES:
         path = args.results / f"eval_{family}" / "results.json"
         if not path.is_file():
             continue

@@ -42,20 +42,22 @@ def budget_error(args: argparse.Namespace) -> str | None:
 
 
 #: The meta-test inner-loop settings that metarl.adapt and metarl.evaluate can replace (InnerLoop fields).
-INNER_LOOP_OVERRIDES = ("agent", "inner_lr", "target_kl", "step_decay", "holdout")
+INNER_LOOP_OVERRIDES = ("agent", "inner_lr", "target_kl", "step_decay", "holdout", "ent_coef", "baseline")
 
 
 def add_inner_loop_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
-    """``--agent``, ``--inner-lr``, ``--target-kl``, ``--step-decay``, ``--holdout``: replace ``whose``
-    meta-test inner loop's (default: keep it); help from :class:`~metarl.agents.inner_loop.InnerLoop`."""
+    """``--agent``, ``--inner-lr``, ``--target-kl``, ``--step-decay``, ``--holdout``, ``--ent-coef``, ``--baseline``:
+    replace ``whose`` meta-test inner loop's (default: keep it); help and choices from
+    :class:`~metarl.agents.inner_loop.InnerLoop`."""
     import dataclasses
 
-    from .agents.inner_loop import AGENTS, InnerLoop
+    from .agents.inner_loop import InnerLoop
 
     fields = {f.name: f for f in dataclasses.fields(InnerLoop)}
     for name in INNER_LOOP_OVERRIDES:
         f = fields[name]
-        extra = {"choices": AGENTS} if name == "agent" else {"type": float}
+        choices = f.metadata.get("choices")
+        extra = {"choices": choices} if choices else {"type": float}
         parser.add_argument(
             "--" + name.replace("_", "-"),
             default=None,

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from .agents.agent import AgentSpec
-from .agents.inner_loop import AGENTS, FIELDS, InnerLoop, InnerLoopError, check_used, option
+from .agents.inner_loop import AGENTS, BASELINES, FIELDS, InnerLoop, InnerLoopError, check_used, option
 from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
 #: The outer loops (metarl/meta_learner.py).
@@ -29,7 +29,7 @@ class ConfigError(ValueError):
     """A configuration value that cannot work (the message names the flag and the fix)."""
 
 
-#: Flags of the meta-test inner loop: it is the training one with these two replaced (when given).
+#: Flags of the meta-test inner loop: it is the training one with these replaced (when given).
 ADAPT_FLAGS: dict[str, tuple[Any, str]] = {
     "adapt_agent": (
         "",
@@ -39,6 +39,11 @@ ADAPT_FLAGS: dict[str, tuple[Any, str]] = {
     "adapt_target_kl": (0.0, "trpo's --target-kl at meta-test time (0: --target-kl)"),
     "adapt_step_decay": (0.0, "--step-decay at meta-test time (0: --step-decay)"),
     "adapt_holdout": (0.0, "trpo's --holdout at meta-test time (0: --holdout)"),
+    "adapt_baseline": (
+        "",
+        "vpg, trpo: --baseline at meta-test time (empty: --baseline). E.g. meta-train with ppo's value net, adapt "
+        "with trpo over a linear baseline fitted on each batch",
+    ),
 }
 #: The meta-test inner loop's field each of :data:`ADAPT_FLAGS` replaces.
 ADAPT_FIELDS = {name: name.removeprefix("adapt_") for name in ADAPT_FLAGS}
@@ -119,14 +124,14 @@ class TrainConfig:
     def from_flags(cls, values: dict[str, Any]) -> TrainConfig:
         """The config that flag values (``flag_name -> value``; absent: default) describe.
 
-        Inner-loop flags (``agent``, ``inner_lr``, ...) set both inner loops; ``adapt_agent`` and
-        ``adapt_target_kl`` then replace the meta-test loop's agent and trust region (empty / 0: unchanged).
+        Inner-loop flags (``agent``, ``inner_lr``, ...) set both inner loops; the ``adapt_*`` flags
+        (:data:`ADAPT_FLAGS`) then replace the meta-test loop's agent, trust region, ... (empty / 0: unchanged).
         """
         unknown = set(values) - set(FLAG_NAMES)
         if unknown:
             raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
         for name, field in ADAPT_FIELDS.items():
-            if name != "adapt_agent" and values.get(name, 0.0) < 0:
+            if isinstance(ADAPT_FLAGS[name][0], float) and values.get(name, 0.0) < 0:
                 flag, base = name.replace("_", "-"), field.replace("_", "-")
                 raise ConfigError(f"--{flag} must be >= 0 (0: --{base}), got {values[name]}")
         inner = InnerLoop(**{k: v for k, v in values.items() if k in INNER_FIELDS})
@@ -272,6 +277,7 @@ _V1_IMPLICIT = {
     "meta_learner": "reptile",
     "outer_kl": 0.01,
     **{name: 0.0 for name in ("adapt_step_decay", "adapt_holdout")},
+    "adapt_baseline": "",
     **_V2_INNER_ADDED,
 }
 _V1_KEYS = set(FLAG_NAMES) - set(_V1_IMPLICIT)
@@ -395,7 +401,8 @@ def _field_meta() -> dict[str, tuple[Any, str, dict[str, Any]]]:
             extra = {"choices": f.metadata["choices"]} if "choices" in f.metadata else {}
             out[f.name] = (f.default, f.metadata["help"], extra)
     for name, (default, text) in ADAPT_FLAGS.items():
-        out[name] = (default, text, {"choices": ("", *AGENTS)} if name == "adapt_agent" else {})
+        choices = {"adapt_agent": AGENTS, "adapt_baseline": BASELINES}.get(name)
+        out[name] = (default, text, {"choices": ("", *choices)} if choices else {})
     return out
 
 

@@ -25,5 +25,10 @@ holdout0.5 --holdout 0.5
 decay0.5 --step-decay 0.5
 holdout0.25_decay0.5 --holdout 0.25 --step-decay 0.5
 kl2_holdout0.25 --target-kl 2.0 --holdout 0.25
+linear --baseline linear
+linear_decay0.5 --baseline linear --step-decay 0.5
+linear_decay0.7 --baseline linear --step-decay 0.7
+linear_kl2_decay0.5 --baseline linear --target-kl 2.0 --step-decay 0.5
+linear_kl1.5_decay0.7 --baseline linear --target-kl 1.5 --step-decay 0.7
 CANDIDATES
 python scripts/compare_curves.py --against-first "${names[@]}"

@@ -314,6 +314,8 @@ def test_a_format_2_config_is_migrated_with_both_options_off():
         (["--agent", "trpo", "--holdout", "1.0"], "--holdout must be in [0, 1) (0: off), got 1.0"),
         (["--step-decay", "0"], "--step-decay must be positive (1: constant steps), got 0.0"),
         (["--adapt-holdout", "-0.1"], "--adapt-holdout must be >= 0 (0: --holdout), got -0.1"),
+        (["--adapt-agent", "ppo", "--adapt-baseline", "linear"], "--adapt-baseline is not used by --agent ppo"),
+        (["--agent", "ppo", "--baseline", "linear"], "--baseline is not used by --agent ppo"),
     ],
 )
 def test_bad_step_options_are_one_line_errors(tmp_path, capsys, flags, message):
@@ -322,3 +324,14 @@ def test_bad_step_options_are_one_line_errors(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not run.exists()
+
+
+def test_adapt_baseline_sets_the_meta_test_loop_only(tmp_path):
+    """--adapt-baseline linear (issue 15's meta-test preset): the training loop keeps its baseline, the meta-test
+    loop's is replaced, and the run's config.json says so."""
+    run = tmp_path / "run"
+    flags = ["--agent", "ppo", "--adapt-agent", "trpo", "--adapt-target-kl", "0.5", "--adapt-baseline", "linear"]
+    assert train_main([*TINY, *flags, "--run-dir", str(run)]) == 0
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"])
+    assert (cfg.inner.agent, cfg.inner.baseline) == ("ppo", "value")
+    assert (cfg.adapt.agent, cfg.adapt.baseline, cfg.adapt.target_kl) == ("trpo", "linear", 0.5)

@@ -30,5 +30,6 @@ linear_decay0.5 --baseline linear --step-decay 0.5
 linear_decay0.7 --baseline linear --step-decay 0.7
 linear_kl2_decay0.5 --baseline linear --target-kl 2.0 --step-decay 0.5
 linear_kl1.5_decay0.7 --baseline linear --target-kl 1.5 --step-decay 0.7
+linear_lam1_decay0.5 --baseline linear --gae-lambda 1.0 --step-decay 0.5
 CANDIDATES
 python scripts/compare_curves.py --against-first "${names[@]}"

@@ -33,7 +33,10 @@ CASES = {
     "trpo_w2": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "2"],
     "vpg_w1": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "1"],
     "vpg_w2": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "2"],
-    "ppo_adapt_trpo_w2": ["--agent", "ppo", "--adapt-agent", "trpo", "--adapt-target-kl", "1.0", "--workers", "2"],
+    "ppo_adapt_trpo_w2": [
+        "--agent", "ppo", "--adapt-agent", "trpo", "--adapt-target-kl", "1.0", "--adapt-baseline", "value",
+        "--adapt-step-decay", "1.0", "--workers", "2",
+    ],
     "sb3_ppo_w1": ["--agent", "sb3-ppo", "--adapt-agent", "sb3-ppo", "--workers", "1"],
 }
 
@@ -70,7 +73,8 @@ def main() -> None:
             }
         adapt = subprocess.run(
             [sys.executable, "-m", "metarl.adapt", "--env", "HalfCheetahVel", "--task", "velocity=1.3",
-             "--steps", "2", "--episodes-per-step", "4", "--json"],
+             "--steps", "2", "--episodes-per-step", "4", "--agent", "trpo", "--target-kl", "1.0", "--baseline", "value",
+             "--step-decay", "1.0", "--json"],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         out["adapt_shipped"] = [round(r, 4) for r in json.loads(adapt.stdout)["returns"]]

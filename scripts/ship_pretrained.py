@@ -2,13 +2,15 @@
 
     python scripts/ship_pretrained.py RUN_DIR [--eval results.json] [--multitask RUN_DIR] [--command "..."]
     python scripts/ship_pretrained.py --update metarl/pretrained/F.pt --eval results.json [--multitask F.pt]
+    ... [--adapt-agent trpo --adapt-target-kl 1.0 --adapt-step-decay 0.5 --adapt-baseline linear]
 
 Writes metarl/pretrained/<Family>.pt: θ, the normaliser, the config, and provenance: the run, the command
 that produced it, its env steps and wall-clock, the machine and library versions, the commit, and the
 held-out evaluation (``--eval``: a ``metarl.evaluate`` results.json of this run against its baselines; else
 the run's own last periodic evaluation, from its TensorBoard events). ``--update`` adds an evaluation to a
-shipped file whose run folder is gone, keeping its θ and the rest of its provenance. ``python -m
-metarl.pretrained`` lists the shipped files with that headline.
+shipped file whose run folder is gone, keeping its θ and the rest of its provenance. ``--adapt-*`` set the
+shipped meta-test inner loop (the one ``metarl.adapt`` and ``MetaPolicy.adapt`` use), recorded in the
+provenance. ``python -m metarl.pretrained`` lists the shipped files with that headline.
 """
 
 from __future__ import annotations
@@ -77,6 +79,19 @@ def _headline(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_adapt(config: dict[str, Any], adaptation: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (a checkpoint's, this format) with its meta-test inner loop's fields replaced, checked."""
+    from metarl.config import ConfigError, TrainConfig
+
+    new = {**config, "adapt": {**config["adapt"], **adaptation}}
+    try:
+        TrainConfig.from_dict(new).validate()
+    except ConfigError as e:
+        print(f"ship_pretrained.py: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return new
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, nargs="?")
@@ -86,6 +101,8 @@ def main() -> int:
     p.add_argument("--multitask", type=Path, default=None, help="the multi-task baseline's run folder or checkpoint")
     p.add_argument("--adapt-agent", default=None, help="set the meta-test inner loop's agent (config adapt), e.g. trpo")
     p.add_argument("--adapt-target-kl", type=float, default=None, help="set the meta-test inner loop's target_kl")
+    p.add_argument("--adapt-step-decay", type=float, default=None, help="set the meta-test inner loop's step_decay")
+    p.add_argument("--adapt-baseline", default=None, help="set the meta-test inner loop's baseline (value, linear)")
     args = p.parse_args()
 
     from metarl.checkpoint import CheckpointError
@@ -104,13 +121,24 @@ def _ship(args: argparse.Namespace) -> int:
     from metarl.checkpoint import load_checkpoint, save_checkpoint
     from metarl.policy import resolve_checkpoint
 
-    if args.update is not None:  # θ and provenance as shipped; the evaluation and baseline added
+    adaptation = {
+        "agent": args.adapt_agent,
+        "target_kl": args.adapt_target_kl,
+        "step_decay": args.adapt_step_decay,
+        "baseline": args.adapt_baseline,
+    }
+    adaptation = {k: v for k, v in adaptation.items() if v is not None}
+    if args.update is not None:  # θ and provenance as shipped; the evaluation, baseline, meta-test loop replaced
         state = load_checkpoint(args.update)
         prov = dict(state["provenance"])
         prov["heldout_evaluation"] = _headline(json.loads(args.eval.read_text()))
         if args.multitask is not None:
             base = load_checkpoint(resolve_checkpoint(args.multitask))
             prov["multitask_baseline"] = {"file": str(args.multitask), "env_steps": int(base["env_steps"])}
+        if adaptation:
+            state = {**state, "config": _with_adapt(state["config"], adaptation)}
+            earlier = prov.get("meta_test_inner_loop_set_when_shipped", {})
+            prov["meta_test_inner_loop_set_when_shipped"] = {**earlier, **adaptation}
         save_checkpoint(args.update, {**state, "provenance": prov})
         print(f"updated {args.update}\n{json.dumps(prov, indent=1)}")
         return 0
@@ -150,11 +178,9 @@ def _ship(args: argparse.Namespace) -> int:
         provenance["multitask_baseline"] = {"file": str(args.multitask), "env_steps": int(base_state["env_steps"])}
     out = ROOT / "metarl" / "pretrained" / f"{state['family']}.pt"
     keep = {k: state[k] for k in ("family", "iteration", "env_steps", "config", "theta", "normalizer")}
-    adaptation = {"agent": args.adapt_agent, "target_kl": args.adapt_target_kl}
-    adaptation = {k: v for k, v in adaptation.items() if v is not None}
     if adaptation:  # the meta-test inner loop, chosen after training (docs/results.md, "Adaptability")
         trained_with = keep["config"]["adapt"]["agent"]
-        keep["config"] = {**keep["config"], "adapt": {**keep["config"]["adapt"], **adaptation}}
+        keep["config"] = _with_adapt(keep["config"], adaptation)
         provenance["meta_test_inner_loop_set_when_shipped"] = adaptation
         provenance["final_eval_inner_loop"] = f"{trained_with} (the training run's periodic evaluation)"
     save_checkpoint(out, {**keep, "provenance": provenance})

@@ -2,8 +2,9 @@
 # Issue 15's meta-training directions, screened on training draws only (never the held-out tasks): HalfCheetahVel,
 # seed 0, 100 Reptile iterations = 16 M env steps each (the ablation table's budget), one run per candidate after
 # the other, each on all cores; then every run adapts to 40 fresh draws from the training distribution (evaluation
-# seed 2000, k = 0..3, 20 episodes per step) with the preset's meta-test inner loop (TRPO, KL 1.0, no entropy bonus) for all, and the table
-# (scripts/compare_curves.py: means, CIs, tasks improved, worst task, paired margins over the first row, the preset).
+# seed 2000, k = 0..3, 20 episodes per step) with the preset's meta-test inner loop (TRPO, KL 1.0, linear baseline,
+# step decay 0.7, no entropy bonus) for all, and the table (scripts/compare_curves.py: means, CIs, tasks improved,
+# worst task, paired margins over the first row, the preset).
 #
 #   scripts/train_screen.sh            # runs under runs/screen15/, evaluations and the table under results/train_screen/
 set -eu
@@ -26,7 +27,7 @@ while read -r name flags; do
   fi
   [ -f "$RES/$name/results.json" ] && continue
   python -m metarl.evaluate --env HalfCheetahVel --checkpoint "$OUT/$name" --task-set train --tasks 40 --seed 2000 \
-    --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 --agent trpo --target-kl 1.0 --ent-coef 0 \
+    --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 --agent trpo --target-kl 1.0 --baseline linear --step-decay 0.7 --ent-coef 0 \
     --out "$RES/$name" > "$RES/$name.log" 2>&1
 done <<'CANDIDATES'
 preset

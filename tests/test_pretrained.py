@@ -101,3 +101,31 @@ def test_adapt_cli_runs_every_shipped_policy(family, capsys):
     assert adapt_main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["checkpoint"].endswith(f"{family}.pt") and np.isfinite(out["returns"]).all()
+
+
+def test_ship_update_sets_the_meta_test_inner_loop(tmp_path):
+    """scripts/ship_pretrained.py --update --adapt-*: the file's meta-test loop is replaced and recorded, θ kept;
+    a loop that cannot work is a one-line error that leaves the file as it was."""
+    from metarl.checkpoint import load_checkpoint
+
+    root = pretrained_path("PendulumRandParams").parents[2]
+    shipped = tmp_path / "PendulumRandParams.pt"
+    shipped.write_bytes(pretrained_path("PendulumRandParams").read_bytes())
+    out = tmp_path / "eval"
+    small = ["--tasks", "2", "--steps", "1", "--episodes-per-step", "2", "--bootstrap", "20", "--videos", "0"]
+    ev = [sys.executable, "-m", "metarl.evaluate", "--env", "PendulumRandParams", "--checkpoint", str(shipped)]
+    subprocess.run([*ev, *small, "--random-seeds", "0", "--oracle-tasks", "0", "--out", str(out)], check=True)
+    ship = [sys.executable, str(root / "scripts" / "ship_pretrained.py"), "--update", str(shipped)]
+    ship += ["--eval", str(out / "results.json")]
+    loop = ["--adapt-agent", "trpo", "--adapt-target-kl", "1.0", "--adapt-baseline", "linear", "--adapt-step-decay", "0.7"]
+    subprocess.run([*ship, *loop], check=True, capture_output=True)
+    state = load_checkpoint(shipped)
+    adapt = state["config"]["adapt"]
+    assert (adapt["agent"], adapt["target_kl"], adapt["baseline"], adapt["step_decay"]) == ("trpo", 1.0, "linear", 0.7)
+    assert state["provenance"]["meta_test_inner_loop_set_when_shipped"]["baseline"] == "linear"
+    before = load_checkpoint(pretrained_path("PendulumRandParams"))
+    assert all(torch.equal(state["theta"][k], before["theta"][k]) for k in before["theta"])
+    written = shipped.read_bytes()
+    bad = subprocess.run([*ship, "--adapt-agent", "ppo", "--adapt-step-decay", "-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "step-decay" in bad.stderr and shipped.read_bytes() == written

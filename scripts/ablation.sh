@@ -31,6 +31,12 @@ $E --checkpoint runs/abl/trpo_kl1__s0 --checkpoint runs/abl/trpo_kl1__s1 --check
 $E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --checkpoint results/checkpoints/HalfCheetahVel__ppo__s1.pt \
   --checkpoint results/checkpoints/HalfCheetahVel__ppo__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0.pt \
   --random-seeds 0 --agent trpo --target-kl 1.0 --out runs/eval_abl/ppo48M__s012__test_trpo_kl1
+# issue 15: the same three meta-policies and baseline with the meta-test loop chosen on training draws
+# (scripts/adapt_tune.sh): a linear baseline fitted on each batch, each step's trust region 0.7x the one before
+$E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --checkpoint results/checkpoints/HalfCheetahVel__ppo__s1.pt \
+  --checkpoint results/checkpoints/HalfCheetahVel__ppo__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0.pt \
+  --random-seeds 3 --agent trpo --target-kl 1.0 --baseline linear --step-decay 0.7 \
+  --out runs/eval_abl/ppo48M__s012__test_trpo_kl1_linear_decay0.7
 # meta-test step size chosen on 20 training-distribution draws (never the held-out tasks), PPO-preset seed 0:
 for a in "--agent ppo" "--agent ppo --inner-lr 0.01" "--agent trpo --target-kl 0.01" "--agent trpo --target-kl 0.05" \
   "--agent trpo --target-kl 0.2" "--agent trpo --target-kl 0.5" "--agent trpo --target-kl 1.0" "--agent trpo --target-kl 2" \

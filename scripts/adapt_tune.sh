@@ -10,13 +10,15 @@ TASKS=${TASKS:-40}
 CHECKPOINT=${CHECKPOINT:-}
 OUT=${OUT:-results/adapt_tune}
 mkdir -p "$OUT"
+# every candidate starts from the meta-test inner loop shipped before issue 15 (its "own"), the later flags win
+BASE=${BASE:-"--agent trpo --target-kl 1.0 --baseline value --step-decay 1.0 --holdout 0"}
 names=()
 while read -r name flags; do
   out=$OUT/${ENV}__$name
   names+=("$out/results.json")
   [ -f "$out/results.json" ] && continue
   python -m metarl.evaluate --env "$ENV" ${CHECKPOINT:+--checkpoint "$CHECKPOINT"} --task-set train \
-    --tasks "$TASKS" --seed 2000 --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 $flags \
+    --tasks "$TASKS" --seed 2000 --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 $BASE $flags \
     --out "$out" > "$out.log" 2>&1
 done <<'CANDIDATES'
 own

@@ -34,5 +34,6 @@ preset
 eps_const1 --meta-step-final 1.0
 ent0.01 --ent-coef 0.01
 mb20 --meta-batch 20 --meta-iters 50
+eps_const1_ent0.01 --meta-step-final 1.0 --ent-coef 0.01
 CANDIDATES
 python scripts/compare_curves.py --against-first "${names[@]}"

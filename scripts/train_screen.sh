@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Issue 15's meta-training directions, screened on training draws only (never the held-out tasks): HalfCheetahVel,
-# seed 0, 100 Reptile iterations = 16 M env steps each (the ablation table's budget), one run per candidate after
-# the other, each on all cores; then every run adapts to 40 fresh draws from the training distribution (evaluation
-# seed 2000, k = 0..3, 20 episodes per step) with the preset's meta-test inner loop (TRPO, KL 1.0, linear baseline,
-# step decay 0.7, no entropy bonus) for all, and the table (scripts/compare_curves.py: means, CIs, tasks improved,
-# worst task, paired margins over the first row, the preset).
+# seed 0, 16 M env steps each (the ablation table's budget: 100 iterations of K = 3; K = 5 runs 67, meta-batch 20
+# runs 50), one run after the other, each on all cores; then every run adapts to 40 fresh draws from the training
+# distribution (evaluation seed 2000, k = 0..3, 20 episodes per step) with the preset's meta-test inner loop (TRPO,
+# KL 1.0, linear baseline, step decay 0.7, no entropy bonus) for all, and the table (scripts/compare_curves.py:
+# means, CIs, tasks improved, worst task, paired margins over the first row, the preset).
 #
 #   scripts/train_screen.sh            # runs under runs/screen15/, evaluations and the table under results/train_screen/
 set -eu
@@ -34,6 +34,6 @@ preset
 eps_const1 --meta-step-final 1.0
 ent0.01 --ent-coef 0.01
 mb20 --meta-batch 20 --meta-iters 50
-eps_const1_ent0.01 --meta-step-final 1.0 --ent-coef 0.01
+k5 --inner-steps 5 --meta-iters 67
 CANDIDATES
 python scripts/compare_curves.py --against-first "${names[@]}"

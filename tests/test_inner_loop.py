@@ -335,3 +335,13 @@ def test_adapt_baseline_sets_the_meta_test_loop_only(tmp_path):
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"])
     assert (cfg.inner.agent, cfg.inner.baseline) == ("ppo", "value")
     assert (cfg.adapt.agent, cfg.adapt.baseline, cfg.adapt.target_kl) == ("trpo", "linear", 0.5)
+
+
+def test_a_baseline_left_on_a_ppo_loop_changes_nothing():
+    """ppo does not read ``baseline`` (its value net trains with the policy): a preset's meta-test baseline left on a
+    ppo loop (--adapt-agent ppo over the HalfCheetah presets' linear one) adapts exactly as the value net does."""
+    value = InnerLoop(agent="ppo")
+    _, a = _navigation_batch(value, steps=2)
+    _, b = _navigation_batch(InnerLoop(**{**value.to_dict(), "baseline": "linear"}), steps=2)
+    assert torch.equal(a.batches[0].advantages, b.batches[0].advantages)
+    assert all(torch.equal(pa[k], pb[k]) for pa, pb in zip(a.params, b.params) for k in pa)

@@ -117,7 +117,8 @@ def test_ship_update_sets_the_meta_test_inner_loop(tmp_path):
     subprocess.run([*ev, *small, "--random-seeds", "0", "--oracle-tasks", "0", "--out", str(out)], check=True)
     ship = [sys.executable, str(root / "scripts" / "ship_pretrained.py"), "--update", str(shipped)]
     ship += ["--eval", str(out / "results.json")]
-    loop = ["--adapt-agent", "trpo", "--adapt-target-kl", "1.0", "--adapt-baseline", "linear", "--adapt-step-decay", "0.7"]
+    loop = ["--adapt-agent", "trpo", "--adapt-target-kl", "1.0"]
+    loop += ["--adapt-baseline", "linear", "--adapt-step-decay", "0.7"]
     subprocess.run([*ship, *loop], check=True, capture_output=True)
     state = load_checkpoint(shipped)
     adapt = state["config"]["adapt"]

@@ -85,7 +85,7 @@ class InnerLoop:
         if self.agent not in AGENTS:
             raise InnerLoopError(f"{prefix}agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
         if self.baseline not in BASELINES:
-            raise InnerLoopError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+            raise InnerLoopError(f"{prefix}baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
@@ -98,6 +98,10 @@ class InnerLoop:
                 raise InnerLoopError(f"{prefix}{_flag(name)} must be >= 0, got {getattr(self, name)}")
         if self.step_decay <= 0:
             raise InnerLoopError(f"{prefix}step-decay must be positive (1: constant steps), got {self.step_decay}")
+        if not 0 <= self.gae_lambda <= 1:
+            raise InnerLoopError(f"{prefix}gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.ent_coef < 0:
+            raise InnerLoopError(f"{prefix}ent-coef must be >= 0, got {self.ent_coef}")
         if not 0 <= self.holdout < 1:
             raise InnerLoopError(f"{prefix}holdout must be in [0, 1) (0: off), got {self.holdout}")
 

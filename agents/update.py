@@ -38,7 +38,8 @@ def prepare_batch(ro: Rollout, inner: InnerLoop) -> UpdateBatch:
     """GAE on the rollout (over the value net's or a linear baseline's values), flattened, normalised per task.
 
     The linear baseline applies where the algorithm reads ``baseline`` (vpg, trpo); ppo trains its value net with
-    the policy and always uses it (a preset's meta-test ``baseline`` left on a ppo loop changes nothing)."""
+    the policy and always uses it (a preset's meta-test ``baseline`` left on a ppo loop changes nothing; its
+    ``step_decay`` does apply, ppo reads that)."""
     if inner.baseline == "linear" and inner.uses("baseline"):
         ro = dataclasses.replace(ro, values=linear_baseline(ro, inner.gamma))
     adv, ret = gae(ro, inner.gamma, inner.gae_lambda)

@@ -2,7 +2,7 @@
 
     python scripts/ship_pretrained.py RUN_DIR [--eval results.json] [--multitask RUN_DIR] [--command "..."]
     python scripts/ship_pretrained.py --update metarl/pretrained/F.pt --eval results.json [--multitask F.pt]
-    ... [--adapt-agent trpo --adapt-target-kl 1.0 --adapt-step-decay 0.5 --adapt-baseline linear]
+    ... [--adapt-agent trpo --adapt-target-kl 1.0 --adapt-step-decay 0.7 --adapt-baseline linear]
 
 Writes metarl/pretrained/<Family>.pt: θ, the normaliser, the config, and provenance: the run, the command
 that produced it, its env steps and wall-clock, the machine and library versions, the commit, and the
@@ -59,7 +59,7 @@ def _headline(doc: dict[str, Any]) -> dict[str, Any]:
         "tasks": len(doc["tasks"]),
         "episodes_per_step": doc["episodes_per_step"],
         "evaluation_seed": doc["evaluation_seed"],
-        "inner_loop": {k: doc["inner_loop"][k] for k in ("agent", "inner_lr", "target_kl")},
+        "inner_loop": _read_by_its_agent(doc["inner_loop"]),
         "command": " ".join(doc["command"]),
     }
     for curve in doc["curves"]:
@@ -79,30 +79,45 @@ def _headline(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_by_its_agent(loop: dict[str, Any]) -> dict[str, Any]:
+    """An inner loop's fields that its agent reads (the agent first)."""
+    from metarl.agents.inner_loop import InnerLoop
+
+    return {k: v for k, v in loop.items() if InnerLoop.from_dict(loop).uses(k)}
+
+
 def _with_adapt(config: dict[str, Any], adaptation: dict[str, Any]) -> dict[str, Any]:
-    """``config`` (a checkpoint's, this format) with its meta-test inner loop's fields replaced, checked."""
+    """``config`` (a checkpoint's, this format) with its meta-test inner loop's fields replaced, checked as
+    ``metarl.train`` checks ``--adapt-*``: values that cannot work, or that the loop's agent does not read."""
+    from metarl.agents.inner_loop import InnerLoopError, check_used
     from metarl.config import ConfigError, TrainConfig
 
     new = {**config, "adapt": {**config["adapt"], **adaptation}}
     try:
-        TrainConfig.from_dict(new).validate()
-    except ConfigError as e:
+        cfg = TrainConfig.from_dict(new)
+        cfg.validate()
+        check_used({k: v for k, v in adaptation.items() if k != "agent"}, (cfg.adapt,), prefix="--adapt-")
+    except (ConfigError, InnerLoopError) as e:
         print(f"ship_pretrained.py: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     return new
 
 
 def main() -> int:
+    from metarl.agents.inner_loop import AGENTS, BASELINES
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, nargs="?")
     p.add_argument("--update", type=Path, default=None, help="a shipped .pt file to add --eval to (no run folder)")
     p.add_argument("--command", default=None, help="the training command (default: from config.json)")
     p.add_argument("--eval", type=Path, default=None, help="results.json of python -m metarl.evaluate on this run")
     p.add_argument("--multitask", type=Path, default=None, help="the multi-task baseline's run folder or checkpoint")
-    p.add_argument("--adapt-agent", default=None, help="set the meta-test inner loop's agent (config adapt), e.g. trpo")
+    p.add_argument(
+        "--adapt-agent", default=None, choices=AGENTS, help="set the meta-test inner loop's agent (config adapt)"
+    )
     p.add_argument("--adapt-target-kl", type=float, default=None, help="set the meta-test inner loop's target_kl")
     p.add_argument("--adapt-step-decay", type=float, default=None, help="set the meta-test inner loop's step_decay")
-    p.add_argument("--adapt-baseline", default=None, help="set the meta-test inner loop's baseline (value, linear)")
+    p.add_argument("--adapt-baseline", default=None, choices=BASELINES, help="set the meta-test inner loop's baseline")
     args = p.parse_args()
 
     from metarl.checkpoint import CheckpointError
@@ -137,7 +152,10 @@ def _ship(args: argparse.Namespace) -> int:
             prov["multitask_baseline"] = {"file": str(args.multitask), "env_steps": int(base["env_steps"])}
         if adaptation:
             state = {**state, "config": _with_adapt(state["config"], adaptation)}
-            earlier = prov.get("meta_test_inner_loop_set_when_shipped", {})
+            # older files named the fields by their flags (adapt_agent, ...): one naming, the field's
+            earlier = {
+                k.removeprefix("adapt_"): v for k, v in prov.get("meta_test_inner_loop_set_when_shipped", {}).items()
+            }
             prov["meta_test_inner_loop_set_when_shipped"] = {**earlier, **adaptation}
         save_checkpoint(args.update, {**state, "provenance": prov})
         print(f"updated {args.update}\n{json.dumps(prov, indent=1)}")

@@ -316,6 +316,8 @@ def test_a_format_2_config_is_migrated_with_both_options_off():
         (["--adapt-holdout", "-0.1"], "--adapt-holdout must be >= 0 (0: --holdout), got -0.1"),
         (["--adapt-agent", "ppo", "--adapt-baseline", "linear"], "--adapt-baseline is not used by --agent ppo"),
         (["--agent", "ppo", "--baseline", "linear"], "--baseline is not used by --agent ppo"),
+        (["--gae-lambda", "1.5"], "--gae-lambda must be in [0, 1], got 1.5"),
+        (["--ent-coef", "-0.1"], "--ent-coef must be >= 0, got -0.1"),
     ],
 )
 def test_bad_step_options_are_one_line_errors(tmp_path, capsys, flags, message):
@@ -345,3 +347,15 @@ def test_a_baseline_left_on_a_ppo_loop_changes_nothing():
     _, b = _navigation_batch(InnerLoop(**{**value.to_dict(), "baseline": "linear"}), steps=2)
     assert torch.equal(a.batches[0].advantages, b.batches[0].advantages)
     assert all(torch.equal(pa[k], pb[k]) for pa, pb in zip(a.params, b.params) for k in pa)
+
+
+def test_the_half_cheetah_meta_test_preset_and_mamls_own():
+    """The HalfCheetah presets adapt by TRPO KL 1.0 over a linear baseline, decaying 0.7x (issue 15); MAML's preset
+    meta-tests with its own VPG step, none of the family's meta-test settings carried over."""
+    from metarl.config import resolve_flags
+
+    cfg, _ = resolve_flags({"env": "HalfCheetahVel"})
+    a = cfg.adapt
+    assert (a.agent, a.target_kl, a.baseline, a.step_decay, cfg.inner.agent) == ("trpo", 1.0, "linear", 0.7, "ppo")
+    maml, _ = resolve_flags({"env": "HalfCheetahDir", "meta_learner": "maml"})
+    assert maml.adapt == maml.inner and maml.adapt.step_decay == 1.0

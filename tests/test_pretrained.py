@@ -130,3 +130,8 @@ def test_ship_update_sets_the_meta_test_inner_loop(tmp_path):
     bad = subprocess.run([*ship, "--adapt-agent", "ppo", "--adapt-step-decay", "-1"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "step-decay" in bad.stderr and shipped.read_bytes() == written
+    unread = subprocess.run(
+        [*ship, "--adapt-agent", "ppo", "--adapt-baseline", "linear"], capture_output=True, text=True
+    )
+    assert unread.returncode == 2 and "--adapt-baseline is not used by --agent ppo" in unread.stderr, unread.stderr
+    assert shipped.read_bytes() == written

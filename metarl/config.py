@@ -370,9 +370,6 @@ MAML_PRESET: dict[str, Any] = dict(
     agent="vpg",
     adapt_agent="vpg",
     adapt_target_kl=0.0,
-    adapt_step_decay=0.0,  # MAML meta-tests with its own VPG step: none of a family preset's meta-test loop
-    adapt_holdout=0.0,
-    adapt_baseline="",
     inner_lr=0.1,
     baseline="linear",
     gae_lambda=1.0,
@@ -388,7 +385,9 @@ def preset(env: str, randomize: str = "", meta_learner: str = "reptile") -> dict
     try:
         family = get_family(env, randomize)
         out = dict(PRESETS.get(family.family_name, PRESETS.get(getattr(family, "preset_name", ""), {})))
-        return {**out, **MAML_PRESET} if meta_learner in ("maml", "fomaml") else out
+        if meta_learner in ("maml", "fomaml"):  # MAML meta-tests with its own VPG step: no family meta-test setting
+            return {**{k: v for k, v in out.items() if k not in ADAPT_FLAGS}, **MAML_PRESET}
+        return out
     except RandomizeError as e:
         raise ConfigError(str(e)) from None
 
@@ -400,7 +399,7 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 64,64, got {text!r}") from None
 
 
-def _field_meta() -> dict[str, tuple[Any, str, dict[str, Any]]]:
+def flag_meta() -> dict[str, tuple[Any, str, dict[str, Any]]]:
     """Flag name -> (default, help, extra argparse options), for every flag of :data:`FLAG_NAMES`."""
     out: dict[str, tuple[Any, str, dict[str, Any]]] = {}
     for f in (*dataclasses.fields(TrainConfig), *dataclasses.fields(InnerLoop)):
@@ -415,7 +414,7 @@ def _field_meta() -> dict[str, tuple[Any, str, dict[str, Any]]]:
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per name of :data:`FLAG_NAMES`, defaulting to None (= use the preset or default)."""
-    meta = _field_meta()
+    meta = flag_meta()
     for name in FLAG_NAMES:
         default, text, extra = meta[name]
         kind = _parse_hidden if name == "hidden" else type(default)
@@ -439,7 +438,7 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
 
 def check_types(given: dict[str, Any]) -> None:
     """Refuse a value of the wrong type (argparse converts the command line's; Python callers may pass anything)."""
-    meta = _field_meta()
+    meta = flag_meta()
     for name, value in given.items():
         default = meta[name][0]
         if name == "hidden":

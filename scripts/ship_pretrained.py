@@ -104,7 +104,7 @@ def _with_adapt(config: dict[str, Any], adaptation: dict[str, Any]) -> dict[str,
 
 
 def main() -> int:
-    from metarl.agents.inner_loop import AGENTS, BASELINES
+    from metarl.config import ADAPT_FIELDS, flag_meta
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, nargs="?")
@@ -112,12 +112,13 @@ def main() -> int:
     p.add_argument("--command", default=None, help="the training command (default: from config.json)")
     p.add_argument("--eval", type=Path, default=None, help="results.json of python -m metarl.evaluate on this run")
     p.add_argument("--multitask", type=Path, default=None, help="the multi-task baseline's run folder or checkpoint")
-    p.add_argument(
-        "--adapt-agent", default=None, choices=AGENTS, help="set the meta-test inner loop's agent (config adapt)"
-    )
-    p.add_argument("--adapt-target-kl", type=float, default=None, help="set the meta-test inner loop's target_kl")
-    p.add_argument("--adapt-step-decay", type=float, default=None, help="set the meta-test inner loop's step_decay")
-    p.add_argument("--adapt-baseline", default=None, choices=BASELINES, help="set the meta-test inner loop's baseline")
+    for name, field in ADAPT_FIELDS.items():  # metarl.train's --adapt-* flags, setting the shipped file's loop
+        default, _, extra = flag_meta()[name]
+        choices = [c for c in extra.get("choices", ()) if c]  # "" (keep the training loop's) means nothing here
+        kind = {"choices": choices} if choices else {"type": type(default)}
+        p.add_argument(
+            "--" + name.replace("_", "-"), default=None, help=f"set the shipped meta-test loop's {field}", **kind
+        )
     args = p.parse_args()
 
     from metarl.checkpoint import CheckpointError
@@ -134,15 +135,10 @@ def main() -> int:
 
 def _ship(args: argparse.Namespace) -> int:
     from metarl.checkpoint import load_checkpoint, save_checkpoint
+    from metarl.config import ADAPT_FIELDS
     from metarl.policy import resolve_checkpoint
 
-    adaptation = {
-        "agent": args.adapt_agent,
-        "target_kl": args.adapt_target_kl,
-        "step_decay": args.adapt_step_decay,
-        "baseline": args.adapt_baseline,
-    }
-    adaptation = {k: v for k, v in adaptation.items() if v is not None}
+    adaptation = {field: getattr(args, name) for name, field in ADAPT_FIELDS.items() if getattr(args, name) is not None}
     if args.update is not None:  # θ and provenance as shipped; the evaluation, baseline, meta-test loop replaced
         state = load_checkpoint(args.update)
         prov = dict(state["provenance"])

@@ -61,7 +61,11 @@ class InnerLoop:
         choices=BASELINES,
     )
     cg_iters: int = option(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
-    cg_damping: float = option(0.1, "trpo: damping added to the Fisher matrix's diagonal")
+    cg_damping: float = option(
+        0.1,
+        "trpo: damping added to the Fisher matrix's diagonal; a large one (10) turns the step toward the plain "
+        "gradient's direction, still sized to --target-kl (a small batch's natural gradient is mostly noise)",
+    )
     line_search_steps: int = option(10, "trpo: backtracking halvings the line search tries")
     step_decay: float = option(
         1.0,
@@ -108,6 +112,22 @@ class InnerLoop:
     def uses(self, name: str) -> bool:
         """Whether this inner loop's algorithm reads the field ``name``."""
         return name == "agent" or name in USED_BY[self.agent]
+
+    def describe(self) -> str:
+        """The step in a few words, e.g. ``trpo (KL 2.0, x0.5 per step, linear baseline, damping 10)``."""
+        if self.is_sb3:
+            return self.agent
+        lr = f"Adam {self.inner_lr:g}" if self.agent == "ppo" else f"lr {self.inner_lr:g}"
+        words = [f"KL {self.target_kl:g}" if self.agent == "trpo" else lr]
+        if self.step_decay != 1.0:
+            words.append(f"x{self.step_decay:g} per step")
+        if self.uses("baseline"):
+            words.append(f"{self.baseline} baseline")
+        if self.agent == "trpo" and self.cg_damping != InnerLoop.cg_damping:
+            words.append(f"damping {self.cg_damping:g}")
+        if self.holdout > 0 and self.uses("holdout"):
+            words.append(f"holdout {self.holdout:g}")
+        return f"{self.agent} ({', '.join(words)})"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

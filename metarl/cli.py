@@ -42,13 +42,23 @@ def budget_error(args: argparse.Namespace) -> str | None:
 
 
 #: The meta-test inner-loop settings that metarl.adapt and metarl.evaluate can replace (InnerLoop fields).
-INNER_LOOP_OVERRIDES = ("agent", "inner_lr", "target_kl", "step_decay", "holdout", "ent_coef", "baseline", "gae_lambda")
+INNER_LOOP_OVERRIDES = (
+    "agent",
+    "inner_lr",
+    "target_kl",
+    "step_decay",
+    "holdout",
+    "ent_coef",
+    "baseline",
+    "gae_lambda",
+    "cg_damping",
+)
 
 
 def add_inner_loop_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
     """``--agent``, ``--inner-lr``, ``--target-kl``, ``--step-decay``, ``--holdout``, ``--ent-coef``, ``--baseline``,
-    ``--gae-lambda``: replace ``whose`` meta-test inner loop's (default: keep it); help and choices from
-    :class:`~metarl.agents.inner_loop.InnerLoop`."""
+    ``--gae-lambda``, ``--cg-damping``: replace ``whose`` meta-test inner loop's (default: keep it); help and choices
+    from :class:`~metarl.agents.inner_loop.InnerLoop`."""
     import dataclasses
 
     from .agents.inner_loop import InnerLoop

@@ -37,6 +37,12 @@ $E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --checkpoint resu
   --checkpoint results/checkpoints/HalfCheetahVel__ppo__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0.pt \
   --random-seeds 3 --agent trpo --target-kl 1.0 --baseline linear --step-decay 0.7 \
   --out runs/eval_abl/ppo48M__s012__test_trpo_kl1_linear_decay0.7
+# issue 15, second round: the same with a damping of 10 on the Fisher matrix (the step leans to the plain gradient's
+# direction), which affords KL 2.0 steps halving at each step (chosen on training draws, scripts/adapt_tune.sh)
+$E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --checkpoint results/checkpoints/HalfCheetahVel__ppo__s1.pt \
+  --checkpoint results/checkpoints/HalfCheetahVel__ppo__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0.pt \
+  --random-seeds 3 --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10 \
+  --out runs/eval_abl/ppo48M__s012__test_trpo_kl2_linear_decay0.5_damp10
 # meta-test step size chosen on 20 training-distribution draws (never the held-out tasks), PPO-preset seed 0:
 for a in "--agent ppo" "--agent ppo --inner-lr 0.01" "--agent trpo --target-kl 0.01" "--agent trpo --target-kl 0.05" \
   "--agent trpo --target-kl 0.2" "--agent trpo --target-kl 0.5" "--agent trpo --target-kl 1.0" "--agent trpo --target-kl 2" \

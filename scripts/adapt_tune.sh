@@ -11,7 +11,7 @@ CHECKPOINT=${CHECKPOINT:-}
 OUT=${OUT:-results/adapt_tune}
 mkdir -p "$OUT"
 # every candidate starts from the meta-test inner loop shipped before issue 15 (its "own"), the later flags win
-BASE=${BASE:-"--agent trpo --target-kl 1.0 --baseline value --step-decay 1.0 --holdout 0"}
+BASE=${BASE:-"--agent trpo --target-kl 1.0 --baseline value --step-decay 1.0 --holdout 0 --cg-damping 0.1"}
 names=()
 while read -r name flags; do
   out=$OUT/${ENV}__$name
@@ -33,5 +33,22 @@ linear_decay0.7 --baseline linear --step-decay 0.7
 linear_kl2_decay0.5 --baseline linear --target-kl 2.0 --step-decay 0.5
 linear_kl1.5_decay0.7 --baseline linear --target-kl 1.5 --step-decay 0.7
 linear_lam1_decay0.5 --baseline linear --gae-lambda 1.0 --step-decay 0.5
+linear_ep100_decay0.7 --baseline linear --step-decay 0.7 --episodes-per-step 100
+linear_ep100_kl3_decay0.7 --baseline linear --target-kl 3.0 --step-decay 0.7 --episodes-per-step 100
+linear_damp1_decay0.7 --baseline linear --step-decay 0.7 --cg-damping 1
+linear_damp3_kl2_decay0.7 --baseline linear --target-kl 2.0 --step-decay 0.7 --cg-damping 3
+linear_damp10 --baseline linear --cg-damping 10
+linear_damp10_decay0.7 --baseline linear --step-decay 0.7 --cg-damping 10
+linear_damp30_decay0.7 --baseline linear --step-decay 0.7 --cg-damping 30
+linear_damp100_decay0.7 --baseline linear --step-decay 0.7 --cg-damping 100
+linear_damp1000_decay0.7 --baseline linear --step-decay 0.7 --cg-damping 1000
+linear_damp10_kl1.5_decay0.5 --baseline linear --target-kl 1.5 --step-decay 0.5 --cg-damping 10
+linear_damp10_kl2_decay0.7 --baseline linear --target-kl 2.0 --step-decay 0.7 --cg-damping 10
+linear_damp10_kl2_decay0.5 --baseline linear --target-kl 2.0 --step-decay 0.5 --cg-damping 10
+linear_damp10_kl3_decay0.5 --baseline linear --target-kl 3.0 --step-decay 0.5 --cg-damping 10
+linear_damp10_kl3_decay0.7 --baseline linear --target-kl 3.0 --step-decay 0.7 --cg-damping 10
+linear_damp30_kl2_decay0.7 --baseline linear --target-kl 2.0 --step-decay 0.7 --cg-damping 30
+value_damp10_kl2_decay0.7 --target-kl 2.0 --step-decay 0.7 --cg-damping 10
+linear_damp10_kl2_decay0.7_holdout0.25 --baseline linear --target-kl 2.0 --step-decay 0.7 --cg-damping 10 --holdout 0.25
 CANDIDATES
 python scripts/compare_curves.py --against-first "${names[@]}"

@@ -26,28 +26,19 @@ TINY = [
     "--episodes-per-step", "2", "--eval-every", "0", "--eval-tasks", "2", "--eval-steps", "1", "--seed", "3",
     "--quiet",
 ]  # fmt: skip
-#: The HalfCheetah presets' meta-test loop before issue 15 (value net, constant trust region), so that the
-#: fingerprints of earlier commits still compare (the ppo cases cannot take them: ppo does not read the baseline,
-#: and with --eval-steps 1 the decay never applies).
+#: The HalfCheetah presets' meta-test loop before issue 15 (value net, constant trust region; for trpo KL 1.0 and
+#: TRPO's damping), so that the fingerprints of earlier commits still compare (the ppo cases cannot take them: ppo
+#: does not read the baseline, and with --eval-steps 1 the decay never applies).
 OLD_ADAPT = ["--adapt-baseline", "value", "--adapt-step-decay", "1.0"]
+OLD_TRPO = [*OLD_ADAPT, "--adapt-target-kl", "1.0", "--adapt-cg-damping", "0.1"]
 CASES = {
     "ppo_w1": ["--agent", "ppo", "--adapt-agent", "ppo", "--workers", "1"],
     "ppo_w2": ["--agent", "ppo", "--adapt-agent", "ppo", "--workers", "2"],
-    "trpo_w1": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "1", *OLD_ADAPT],
-    "trpo_w2": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "2", *OLD_ADAPT],
+    "trpo_w1": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "1", *OLD_TRPO],
+    "trpo_w2": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "2", *OLD_TRPO],
     "vpg_w1": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "1", *OLD_ADAPT],
     "vpg_w2": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "2", *OLD_ADAPT],
-    "ppo_adapt_trpo_w2": [
-        "--agent",
-        "ppo",
-        "--adapt-agent",
-        "trpo",
-        "--adapt-target-kl",
-        "1.0",
-        "--workers",
-        "2",
-        *OLD_ADAPT,
-    ],
+    "ppo_adapt_trpo_w2": ["--agent", "ppo", "--adapt-agent", "trpo", "--workers", "2", *OLD_TRPO],
     "sb3_ppo_w1": ["--agent", "sb3-ppo", "--adapt-agent", "sb3-ppo", "--workers", "1"],
 }
 
@@ -85,7 +76,7 @@ def main() -> None:
         adapt = subprocess.run(
             [sys.executable, "-m", "metarl.adapt", "--env", "HalfCheetahVel", "--task", "velocity=1.3",
              "--steps", "2", "--episodes-per-step", "4", "--agent", "trpo", "--target-kl", "1.0", "--baseline", "value",
-             "--step-decay", "1.0", "--json"],
+             "--step-decay", "1.0", "--cg-damping", "0.1", "--json"],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         out["adapt_shipped"] = [round(r, 4) for r in json.loads(adapt.stdout)["returns"]]
@@ -93,7 +84,8 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "metarl.evaluate", "--env", "HalfCheetahVel", "--tasks", "3", "--steps", "1",
              "--episodes-per-step", "2", "--random-seeds", "1", "--oracle-tasks", "1", "--oracle-steps", "1",
-             "--baseline", "value", "--step-decay", "1.0", "--out", str(ev), "--bootstrap", "50"],
+             "--baseline", "value", "--step-decay", "1.0", "--target-kl", "1.0", "--cg-damping", "0.1",
+             "--out", str(ev), "--bootstrap", "50"],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         doc = json.loads((ev / "results.json").read_text())

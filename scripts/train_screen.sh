@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # Issue 15's meta-training directions, screened on training draws only (never the held-out tasks): HalfCheetahVel,
 # seed 0, 16 M env steps each (the ablation table's budget: 100 iterations of K = 3; K = 5 runs 67, meta-batch 20
-# runs 50), one run after the other, each on all cores; then every run adapts to 40 fresh draws from the training
-# distribution (evaluation seed 2000, k = 0..3, 20 episodes per step) with the preset's meta-test inner loop (TRPO,
-# KL 1.0, linear baseline, step decay 0.7, no entropy bonus) for all, and the table (scripts/compare_curves.py:
-# means, CIs, tasks improved, worst task, paired margins over the first row, the preset).
+# runs 50), one run after the other, each on all cores; then every run, and the 16 M-step multi-task baseline, adapts
+# to 40 fresh draws from the training distribution (evaluation seed 2000, k = 0..3, 20 episodes per step) with one
+# meta-test inner loop for all (LOOP; default: the first round's, TRPO KL 1.0 over a linear baseline, step decay 0.7,
+# no entropy bonus), and the table (scripts/compare_curves.py: means, CIs, tasks improved, worst task, paired margins
+# over the first row, the preset).
 #
 #   scripts/train_screen.sh            # runs under runs/screen15/, evaluations and the table under results/train_screen/
+#   LOOP="--agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10 --ent-coef 0" \
+#     SUFFIX=__damp10 scripts/train_screen.sh   # the same runs adapted with the second round's loop (the preset's now)
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/screen15}
 RES=${RES:-results/train_screen}
+LOOP=${LOOP:-"--agent trpo --target-kl 1.0 --baseline linear --step-decay 0.7 --cg-damping 0.1 --ent-coef 0"}
+SUFFIX=${SUFFIX:-}
 mkdir -p "$OUT" "$RES"
 A="--env HalfCheetahVel --meta-iters 100 --seed 0 --eval-every 0 --video-every 0 --quiet"
 names=()
+evaluate() {  # NAME CHECKPOINT: adapt to the training draws with LOOP, once
+  names+=("$RES/$1$SUFFIX/results.json")
+  [ -f "$RES/$1$SUFFIX/results.json" ] && return 0
+  python -m metarl.evaluate --env HalfCheetahVel --checkpoint "$2" --task-set train --tasks 40 --seed 2000 \
+    --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 $LOOP \
+    --out "$RES/$1$SUFFIX" > "$RES/$1$SUFFIX.log" 2>&1
+}
 while read -r name flags; do
-  names+=("$RES/$name/results.json")
   if [ ! -f "$OUT/$name.done" ]; then
     if [ -f "$OUT/$name/checkpoints/latest.pt" ]; then
       python -m metarl.train --resume "$OUT/$name" --quiet >> "$OUT/$name.log" 2>&1
@@ -25,15 +36,14 @@ while read -r name flags; do
     fi
     touch "$OUT/$name.done"
   fi
-  [ -f "$RES/$name/results.json" ] && continue
-  python -m metarl.evaluate --env HalfCheetahVel --checkpoint "$OUT/$name" --task-set train --tasks 40 --seed 2000 \
-    --steps 3 --episodes-per-step 20 --oracle-tasks 0 --random-seeds 0 --videos 0 --agent trpo --target-kl 1.0 --baseline linear --step-decay 0.7 --ent-coef 0 \
-    --out "$RES/$name" > "$RES/$name.log" 2>&1
+  evaluate "$name" "$OUT/$name"
 done <<'CANDIDATES'
 preset
 eps_const1 --meta-step-final 1.0
 ent0.01 --ent-coef 0.01
 mb20 --meta-batch 20 --meta-iters 50
 k5 --inner-steps 5 --meta-iters 67
+trpo_damp10 --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10
 CANDIDATES
+evaluate multitask16M results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt
 python scripts/compare_curves.py --against-first "${names[@]}"

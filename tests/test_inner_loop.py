@@ -297,6 +297,40 @@ def test_holdout_keeps_only_a_step_that_raises_the_surrogate_on_the_held_out_epi
     assert not torch.equal(results[0.0][1]["pi.0.w"], results[0.5][1]["pi.0.w"])
 
 
+def test_a_large_cg_damping_turns_the_trpo_step_into_the_gradient_sized_to_the_trust_region():
+    """(F + λI)⁻¹g tends to g/λ: with λ = 1e6 the step is the plain gradient's direction, with TRPO's 0.1 it is not;
+    either way the line search keeps its measured KL within 1.5 x target_kl (issue 15's meta-test damping)."""
+    from metarl.agents.networks import gaussian_log_prob, mlp
+    from metarl.agents.trpo import TRPO
+
+    inner = InnerLoop(agent="trpo", target_kl=0.05)
+    theta, res = _navigation_batch(inner, steps=0, tasks=4, episodes=6)
+    batch = res.batches[0]
+    start = {k: v.detach().clone().requires_grad_(not k.startswith("vf.")) for k, v in stack(theta, 4).items()}
+    names = [k for k in start if not k.startswith("vf.")]
+    logp = gaussian_log_prob(mlp(start, "pi", batch.obs), start["log_std"].unsqueeze(1), batch.actions)
+    surrogate = (torch.exp(logp - batch.log_probs) * batch.advantages * batch.alive).sum(1) / batch.alive.sum(1)
+    grad = torch.cat([g.flatten(1) for g in torch.autograd.grad(surrogate.sum(), [start[k] for k in names])], 1)
+    cosine = {}
+    for damping in (0.1, 1e6):
+        params = stack(theta, 4)
+        TRPO(InnerLoop(**{**inner.to_dict(), "cg_damping": damping}), params).update(batch, [])
+        step = torch.cat([(params[k] - start[k].detach()).flatten(1) for k in names], 1)
+        cosine[damping] = torch.nn.functional.cosine_similarity(step, grad, dim=1)
+        with torch.no_grad():
+            kl = _mean_kl(stack(theta, 4), params, batch.obs, batch.alive)
+        assert (kl <= 1.5 * 0.05 + 1e-6).all() and (kl > 0).all(), (damping, kl)
+    assert (cosine[1e6] > 0.999).all() and (cosine[0.1] < 0.95).all(), cosine
+
+
+def test_describe_names_the_step_and_what_differs_from_the_defaults():
+    assert InnerLoop().describe() == "ppo (Adam 0.003)"
+    assert InnerLoop(agent="vpg", inner_lr=0.1, baseline="linear").describe() == "vpg (lr 0.1, linear baseline)"
+    trpo = InnerLoop(agent="trpo", target_kl=2.0, step_decay=0.5, baseline="linear", cg_damping=10.0, holdout=0.25)
+    assert trpo.describe() == "trpo (KL 2, x0.5 per step, linear baseline, damping 10, holdout 0.25)"
+    assert InnerLoop(agent="sb3-ppo").describe() == "sb3-ppo"
+
+
 def test_a_format_2_config_is_migrated_with_both_options_off():
     cfg = TrainConfig()
     old = cfg.to_dict()
@@ -315,6 +349,8 @@ def test_a_format_2_config_is_migrated_with_both_options_off():
         (["--step-decay", "0"], "--step-decay must be positive (1: constant steps), got 0.0"),
         (["--adapt-holdout", "-0.1"], "--adapt-holdout must be >= 0 (0: --holdout), got -0.1"),
         (["--adapt-agent", "ppo", "--adapt-baseline", "linear"], "--adapt-baseline is not used by --agent ppo"),
+        (["--adapt-agent", "ppo", "--adapt-cg-damping", "10"], "--adapt-cg-damping is not used by --agent ppo"),
+        (["--adapt-cg-damping", "-1"], "--adapt-cg-damping must be >= 0 (0: --cg-damping), got -1.0"),
         (["--agent", "ppo", "--baseline", "linear"], "--baseline is not used by --agent ppo"),
         (["--gae-lambda", "1.5"], "--gae-lambda must be in [0, 1], got 1.5"),
         (["--ent-coef", "-0.1"], "--ent-coef must be >= 0, got -0.1"),
@@ -328,15 +364,20 @@ def test_bad_step_options_are_one_line_errors(tmp_path, capsys, flags, message):
     assert not run.exists()
 
 
-def test_adapt_baseline_sets_the_meta_test_loop_only(tmp_path):
-    """--adapt-baseline linear (issue 15's meta-test preset): the training loop keeps its baseline, the meta-test
-    loop's is replaced, and the run's config.json says so."""
+def test_adapt_baseline_and_damping_set_the_meta_test_loop_only(tmp_path):
+    """--adapt-baseline linear, --adapt-cg-damping 10 (issue 15's meta-test preset): the training loop keeps its own,
+    the meta-test loop's are replaced, and the run's config.json says so."""
     run = tmp_path / "run"
     flags = ["--agent", "ppo", "--adapt-agent", "trpo", "--adapt-target-kl", "0.5", "--adapt-baseline", "linear"]
-    assert train_main([*TINY, *flags, "--run-dir", str(run)]) == 0
+    assert train_main([*TINY, *flags, "--adapt-cg-damping", "10", "--run-dir", str(run)]) == 0
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"])
-    assert (cfg.inner.agent, cfg.inner.baseline) == ("ppo", "value")
-    assert (cfg.adapt.agent, cfg.adapt.baseline, cfg.adapt.target_kl) == ("trpo", "linear", 0.5)
+    assert (cfg.inner.agent, cfg.inner.baseline, cfg.inner.cg_damping) == ("ppo", "value", 0.1)
+    assert (cfg.adapt.agent, cfg.adapt.baseline, cfg.adapt.target_kl, cfg.adapt.cg_damping) == (
+        "trpo",
+        "linear",
+        0.5,
+        10,
+    )
 
 
 def test_a_baseline_left_on_a_ppo_loop_changes_nothing():
@@ -350,12 +391,14 @@ def test_a_baseline_left_on_a_ppo_loop_changes_nothing():
 
 
 def test_the_half_cheetah_meta_test_preset_and_mamls_own():
-    """The HalfCheetah presets adapt by TRPO KL 1.0 over a linear baseline, decaying 0.7x (issue 15); MAML's preset
-    meta-tests with its own VPG step, none of the family's meta-test settings carried over."""
+    """The HalfCheetah presets adapt by TRPO KL 2.0 over a linear baseline, damping 10, halving (issue 15); the
+    training loop keeps TRPO's damping; MAML's preset meta-tests with its own VPG step, none of the family's
+    meta-test settings carried over."""
     from metarl.config import resolve_flags
 
     cfg, _ = resolve_flags({"env": "HalfCheetahVel"})
     a = cfg.adapt
-    assert (a.agent, a.target_kl, a.baseline, a.step_decay, cfg.inner.agent) == ("trpo", 1.0, "linear", 0.7, "ppo")
+    assert (a.agent, a.target_kl, a.baseline, a.step_decay, a.cg_damping) == ("trpo", 2.0, "linear", 0.5, 10.0)
+    assert (cfg.inner.agent, cfg.inner.cg_damping) == ("ppo", 0.1)
     maml, _ = resolve_flags({"env": "HalfCheetahDir", "meta_learner": "maml"})
-    assert maml.adapt == maml.inner and maml.adapt.step_decay == 1.0
+    assert maml.adapt == maml.inner and maml.adapt.step_decay == 1.0 and maml.adapt.cg_damping == 0.1

@@ -254,15 +254,15 @@ def test_paired_difference_band_sees_a_margin_that_task_spread_hides():
 
 
 def test_evaluate_overrides_the_entropy_bonus_and_the_baseline_of_every_policy(nav_run, tmp_path, capsys):
-    """--ent-coef/--baseline (issue 15's meta-test directions) replace the meta-test inner loop's, are recorded,
-    and one that the agent does not read is a one-line error."""
+    """--ent-coef/--baseline/--cg-damping (issue 15's meta-test directions) replace the meta-test inner loop's, are
+    recorded, and one that the agent does not read is a one-line error."""
     common = ["--env", "Navigation2D", "--checkpoint", str(nav_run), "--random-seeds", "0", "--oracle-tasks", "0"]
     small = ["--tasks", "2", "--steps", "1", "--episodes-per-step", "3", "--bootstrap", "50", "--task-set", "train"]
     out = tmp_path / "linear"
-    flags = ["--agent", "trpo", "--baseline", "linear", "--ent-coef", "0"]
+    flags = ["--agent", "trpo", "--baseline", "linear", "--ent-coef", "0", "--cg-damping", "10"]
     assert evaluate_main([*common, *small, *flags, "--out", str(out)]) == 0
     doc = json.loads((out / "results.json").read_text())
-    assert doc["inner_loop_overrides"] == {"agent": "trpo", "baseline": "linear", "ent_coef": 0.0}
+    assert doc["inner_loop_overrides"] == {"agent": "trpo", "baseline": "linear", "ent_coef": 0.0, "cg_damping": 10.0}
     capsys.readouterr()
     assert evaluate_main([*common, *small, "--agent", "ppo", "--baseline", "linear", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()

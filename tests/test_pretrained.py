@@ -88,7 +88,11 @@ def test_the_listing_shows_every_shipped_policy_with_its_headline(capsys):
     for family, line in zip(ZOO, lines, strict=False):
         assert line.startswith(family) and "held-out tasks" in line and "margin" in line, line
     out = subprocess.run([sys.executable, "-m", "metarl.pretrained", "--json"], capture_output=True, check=True)
-    assert [r["family"] for r in json.loads(out.stdout)] == ZOO
+    rows = json.loads(out.stdout)
+    assert [r["family"] for r in rows] == ZOO
+    for r, line in zip(rows, lines, strict=False):  # the whole meta-test step, as the file adapts
+        assert r["adapts_by"] == metarl.MetaPolicy.pretrained(r["family"]).config.adapt.describe()
+        assert f"adapts by {r['adapts_by']}: " in line, line
 
 
 @pytest.mark.parametrize("family", ZOO)

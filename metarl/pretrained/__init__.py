@@ -50,6 +50,7 @@ def headline(provenance: dict[str, Any]) -> str:
 
 def table() -> list[dict[str, Any]]:
     """Family, file size, env steps, wall-clock and headline of every shipped file (read with weights_only)."""
+    from ..agents.inner_loop import InnerLoop
     from ..checkpoint import load_checkpoint
 
     rows = []
@@ -64,6 +65,7 @@ def table() -> list[dict[str, Any]]:
                 "env_steps": int(state["env_steps"]),
                 "minutes": prov.get("training_wall_clock_minutes"),
                 "agent": state["config"]["adapt"]["agent"],
+                "adapts_by": InnerLoop.from_dict(state["config"]["adapt"]).describe(),
                 "headline": headline(prov),
             }
         )
@@ -83,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for r in rows:
         minutes = "" if r["minutes"] is None else f", {r['minutes']} min"
-        print(
-            f"{r['family']:<20} {r['env_steps'] / 1e6:5.1f} M steps{minutes}, adapts by {r['agent']}: {r['headline']}"
-        )
+        steps = f"{r['env_steps'] / 1e6:5.1f} M steps{minutes}"
+        print(f"{r['family']:<20} {steps}, adapts by {r['adapts_by']}: {r['headline']}")
     print(f"{len(rows)} shipped; load one with metarl.MetaPolicy.pretrained(NAME) or python -m metarl.adapt --env NAME")
     return 0

@@ -1,7 +1,7 @@
 """The README's GIF: the shipped HalfCheetahVel meta-policy before and after adapting to a slow and a fast target.
 
 One row per target velocity, one column before adapting and one after the meta-policy's own adaptation (3 TRPO steps
-of mean KL 1.0, 0.7, 0.49 over a linear baseline, 20 episodes each), one deterministic episode per cell, every
+of mean KL 2.0, 1.0, 0.5 over a linear baseline, Fisher damping 10, 20 episodes each), one deterministic episode per cell, every
 second env step rendered (10 frames/s, real time); the labels give the step, the task and the episode's return.
 Written with metarl.video, the code behind ``python -m metarl.adapt --video``.
 

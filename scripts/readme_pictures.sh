@@ -6,7 +6,7 @@
 #                                      20 more meta-iterations with a held-out evaluation (and its video) every 5,
 #                                      served by a local `tensorboard` and captured by headless Chromium
 #                                      (Debian: apt-get install chromium)
-# The adaptation curves the README shows are results/eval_abl/ppo48M__s012__test_trpo_kl1/curves.png, written by
+# The adaptation curves the README shows are results/eval_abl/ppo48M__s012__test_trpo_kl2_linear_decay0.5_damp10/curves.png, written by
 # python -m metarl.evaluate (its command is in scripts/ablation.sh).
 # SKIP_GIF=1 keeps the GIF; SKIP_RUN=1 screenshots the run already in $RUN (default runs/tensorboard_demo).
 set -euo pipefail

@@ -63,8 +63,8 @@ class InnerLoop:
     cg_iters: int = option(10, "trpo: conjugate-gradient iterations of the natural-gradient step")
     cg_damping: float = option(
         0.1,
-        "trpo: damping added to the Fisher matrix's diagonal; a large one (10) turns the step toward the plain "
-        "gradient's direction, still sized to --target-kl (a small batch's natural gradient is mostly noise)",
+        "trpo: damping added to the Fisher matrix's diagonal; a large one turns the step toward the plain "
+        "gradient's direction, still sized to --target-kl (the HalfCheetah presets adapt with 10)",
     )
     line_search_steps: int = option(10, "trpo: backtracking halvings the line search tries")
     step_decay: float = option(
@@ -114,7 +114,9 @@ class InnerLoop:
         return name == "agent" or name in USED_BY[self.agent]
 
     def describe(self) -> str:
-        """The step in a few words, e.g. ``trpo (KL 2.0, x0.5 per step, linear baseline, damping 10)``."""
+        """The step in a few words, e.g. ``trpo (KL 2, x0.5 per step, linear baseline, damping 10)``; the settings
+        that shape the step, each named only where the agent reads it (damping, λ, entropy and holdout where they
+        differ from the defaults)."""
         if self.is_sb3:
             return self.agent
         lr = f"Adam {self.inner_lr:g}" if self.agent == "ppo" else f"lr {self.inner_lr:g}"
@@ -127,6 +129,10 @@ class InnerLoop:
             words.append(f"damping {self.cg_damping:g}")
         if self.holdout > 0 and self.uses("holdout"):
             words.append(f"holdout {self.holdout:g}")
+        if self.gae_lambda != InnerLoop.gae_lambda:
+            words.append(f"GAE lambda {self.gae_lambda:g}")
+        if self.ent_coef > 0 and self.uses("ent_coef"):
+            words.append(f"entropy {self.ent_coef:g}")
         return f"{self.agent} ({', '.join(words)})"
 
     def to_dict(self) -> dict[str, Any]:

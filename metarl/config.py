@@ -459,7 +459,9 @@ def resolve_flags(given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
     """Defaults ← family preset ← flags given (``flag_name -> value``, as the command line's and the Python API's
     keywords). Returns the validated config and the preset that was applied.
 
-    A flag that neither inner loop's algorithm reads is refused (one line), not silently ignored.
+    A flag that neither inner loop's algorithm reads is refused (one line), not silently ignored. A plain inner-loop
+    flag (``target_kl``, ``step_decay``, ...) given without its ``adapt_`` twin sets both loops, over the preset's
+    meta-test value.
 
     Raises:
         ConfigError: an unknown flag, a value that cannot work, or a flag the chosen algorithms do not read.
@@ -473,6 +475,13 @@ def resolve_flags(given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
     check_types(given)
     env = given.get("env", TrainConfig.env)
     overrides = preset(env, given.get("randomize", ""), given.get("meta_learner", "reptile"))
+    # a plain inner-loop flag given without its --adapt- twin (e.g. --cg-damping) sets the meta-test loop's too: the
+    # preset's meta-test value for it yields (the agent aside: --agent alone keeps the preset's meta-test agent)
+    overrides = {
+        k: v
+        for k, v in overrides.items()
+        if not (k in ADAPT_FIELDS and k != "adapt_agent" and ADAPT_FIELDS[k] in given and k not in given)
+    }
     cfg = TrainConfig.from_flags({**overrides, **given})
     cfg.validate()
     try:

@@ -1,8 +1,9 @@
 """The README's GIF: the shipped HalfCheetahVel meta-policy before and after adapting to a slow and a fast target.
 
 One row per target velocity, one column before adapting and one after the meta-policy's own adaptation (3 TRPO steps
-of mean KL 2.0, 1.0, 0.5 over a linear baseline, Fisher damping 10, 20 episodes each), one deterministic episode per cell, every
-second env step rendered (10 frames/s, real time); the labels give the step, the task and the episode's return.
+of mean KL 2.0, 1.0, 0.5 over a linear baseline, Fisher damping 10, 20 episodes each), one deterministic episode per
+cell, every second env step rendered (10 frames/s, real time); the labels give the step, the task and the episode's
+return.
 Written with metarl.video, the code behind ``python -m metarl.adapt --video``.
 
     python scripts/adaptation_gif.py docs/img/adapt_HalfCheetahVel.gif

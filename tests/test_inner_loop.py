@@ -267,8 +267,16 @@ def test_step_decay_shrinks_each_trpo_trust_region():
     assert (kl1 > 1.5 * 0.05 * 0.01).all(), kl1
 
 
-def test_holdout_keeps_only_a_step_that_raises_the_surrogate_on_the_held_out_episodes():
+def _surrogate(params, batch, mask):
+    """TRPO's surrogate per task, recomputed by hand: the mean over ``mask`` of the probability ratio times the
+    advantage."""
     from metarl.agents.networks import gaussian_log_prob, mlp
+
+    logp = gaussian_log_prob(mlp(params, "pi", batch.obs), params["log_std"].unsqueeze(1), batch.actions)
+    return (torch.exp(logp - batch.log_probs) * batch.advantages * mask).sum(1) / mask.sum(1)
+
+
+def test_holdout_keeps_only_a_step_that_raises_the_surrogate_on_the_held_out_episodes():
     from metarl.agents.trpo import TRPO
 
     inner = InnerLoop(agent="trpo", target_kl=0.5, holdout=0.5)
@@ -278,9 +286,7 @@ def test_holdout_keeps_only_a_step_that_raises_the_surrogate_on_the_held_out_epi
     assert held[:, 2:].eq(1).all() and held[:, :2].eq(0).all()
 
     def held_out_surrogate(params):
-        logp = gaussian_log_prob(mlp(params, "pi", batch.obs), params["log_std"].unsqueeze(1), batch.actions)
-        mask = batch.alive * batch.held_out
-        return (torch.exp(logp - batch.log_probs) * batch.advantages * mask).sum(1) / mask.sum(1)
+        return _surrogate(params, batch, batch.alive * batch.held_out)
 
     results = {}
     for holdout in (0.0, 0.5):
@@ -300,7 +306,6 @@ def test_holdout_keeps_only_a_step_that_raises_the_surrogate_on_the_held_out_epi
 def test_a_large_cg_damping_turns_the_trpo_step_into_the_gradient_sized_to_the_trust_region():
     """(F + λI)⁻¹g tends to g/λ: with λ = 1e6 the step is the plain gradient's direction, with TRPO's 0.1 it is not;
     either way the line search keeps its measured KL within 1.5 x target_kl (issue 15's meta-test damping)."""
-    from metarl.agents.networks import gaussian_log_prob, mlp
     from metarl.agents.trpo import TRPO
 
     inner = InnerLoop(agent="trpo", target_kl=0.05)
@@ -308,8 +313,7 @@ def test_a_large_cg_damping_turns_the_trpo_step_into_the_gradient_sized_to_the_t
     batch = res.batches[0]
     start = {k: v.detach().clone().requires_grad_(not k.startswith("vf.")) for k, v in stack(theta, 4).items()}
     names = [k for k in start if not k.startswith("vf.")]
-    logp = gaussian_log_prob(mlp(start, "pi", batch.obs), start["log_std"].unsqueeze(1), batch.actions)
-    surrogate = (torch.exp(logp - batch.log_probs) * batch.advantages * batch.alive).sum(1) / batch.alive.sum(1)
+    surrogate = _surrogate(start, batch, batch.alive)
     grad = torch.cat([g.flatten(1) for g in torch.autograd.grad(surrogate.sum(), [start[k] for k in names])], 1)
     cosine = {}
     for damping in (0.1, 1e6):
@@ -328,6 +332,9 @@ def test_describe_names_the_step_and_what_differs_from_the_defaults():
     assert InnerLoop(agent="vpg", inner_lr=0.1, baseline="linear").describe() == "vpg (lr 0.1, linear baseline)"
     trpo = InnerLoop(agent="trpo", target_kl=2.0, step_decay=0.5, baseline="linear", cg_damping=10.0, holdout=0.25)
     assert trpo.describe() == "trpo (KL 2, x0.5 per step, linear baseline, damping 10, holdout 0.25)"
+    assert InnerLoop(agent="trpo", target_kl=1.0).describe() == "trpo (KL 1, value baseline)"  # damping 0.1 unsaid
+    maml = InnerLoop(agent="vpg", inner_lr=0.1, baseline="linear", gae_lambda=1.0, ent_coef=0.01)
+    assert maml.describe() == "vpg (lr 0.1, linear baseline, GAE lambda 1, entropy 0.01)"
     assert InnerLoop(agent="sb3-ppo").describe() == "sb3-ppo"
 
 
@@ -400,5 +407,10 @@ def test_the_half_cheetah_meta_test_preset_and_mamls_own():
     a = cfg.adapt
     assert (a.agent, a.target_kl, a.baseline, a.step_decay, a.cg_damping) == ("trpo", 2.0, "linear", 0.5, 10.0)
     assert (cfg.inner.agent, cfg.inner.cg_damping) == ("ppo", 0.1)
+    # a plain flag given alone sets the meta-test loop's too, over the preset's (was silently overridden by it)
+    given, _ = resolve_flags({"env": "HalfCheetahVel", "cg_damping": 1.0, "target_kl": 0.5})
+    assert (given.adapt.cg_damping, given.adapt.target_kl, given.adapt.step_decay) == (1.0, 0.5, 0.5)
+    both, _ = resolve_flags({"env": "HalfCheetahVel", "cg_damping": 1.0, "adapt_cg_damping": 30.0})
+    assert (both.inner.cg_damping, both.adapt.cg_damping) == (1.0, 30.0)
     maml, _ = resolve_flags({"env": "HalfCheetahDir", "meta_learner": "maml"})
     assert maml.adapt == maml.inner and maml.adapt.step_decay == 1.0 and maml.adapt.cg_damping == 0.1

@@ -253,7 +253,7 @@ def test_paired_difference_band_sees_a_margin_that_task_spread_hides():
     assert np.all(lo > 0) and np.all(lo < 5) and np.all(5 < hi) and np.allclose(d, 5, atol=1)
 
 
-def test_evaluate_overrides_the_entropy_bonus_and_the_baseline_of_every_policy(nav_run, tmp_path, capsys):
+def test_evaluate_overrides_the_entropy_bonus_baseline_and_damping_of_every_policy(nav_run, tmp_path, capsys):
     """--ent-coef/--baseline/--cg-damping (issue 15's meta-test directions) replace the meta-test inner loop's, are
     recorded, and one that the agent does not read is a one-line error."""
     common = ["--env", "Navigation2D", "--checkpoint", str(nav_run), "--random-seeds", "0", "--oracle-tasks", "0"]
@@ -263,7 +263,14 @@ def test_evaluate_overrides_the_entropy_bonus_and_the_baseline_of_every_policy(n
     assert evaluate_main([*common, *small, *flags, "--out", str(out)]) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["inner_loop_overrides"] == {"agent": "trpo", "baseline": "linear", "ent_coef": 0.0, "cg_damping": 10.0}
+    assert (doc["inner_loop"]["cg_damping"], doc["inner_loop"]["baseline"]) == (
+        10.0,
+        "linear",
+    )  # the loop it adapted by
     capsys.readouterr()
     assert evaluate_main([*common, *small, "--agent", "ppo", "--baseline", "linear", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--baseline is not used by --agent ppo" in err and len(err.splitlines()) == 1, err
+    assert evaluate_main([*common, *small, "--agent", "ppo", "--cg-damping", "10", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--cg-damping is not used by --agent ppo" in err and len(err.splitlines()) == 1, err

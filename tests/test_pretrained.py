@@ -93,6 +93,8 @@ def test_the_listing_shows_every_shipped_policy_with_its_headline(capsys):
     for r, line in zip(rows, lines, strict=False):  # the whole meta-test step, as the file adapts
         assert r["adapts_by"] == metarl.MetaPolicy.pretrained(r["family"]).config.adapt.describe()
         assert f"adapts by {r['adapts_by']}: " in line, line
+    cheetah = next(line for line in lines if line.startswith("HalfCheetahVel"))
+    assert "adapts by trpo (KL 2, x0.5 per step, linear baseline, damping 10): " in cheetah, cheetah
 
 
 @pytest.mark.parametrize("family", ZOO)

@@ -43,6 +43,15 @@ $E --checkpoint results/checkpoints/HalfCheetahVel__ppo__s0.pt --checkpoint resu
   --checkpoint results/checkpoints/HalfCheetahVel__ppo__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0.pt \
   --random-seeds 3 --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10 \
   --out runs/eval_abl/ppo48M__s012__test_trpo_kl2_linear_decay0.5_damp10
+# issue 15, second round: Reptile over that loop at meta-training too, 16 M env steps, seeds 0-2 (seed 0 is
+# scripts/train_screen.sh's trpo_damp10; seeds 1, 2: python -m metarl.train --env HalfCheetahVel --meta-iters 100
+# --seed S --eval-every 0 --video-every 0 --quiet --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5
+# --cg-damping 10 --run-dir runs/screen15/trpo_damp10__sS; their checkpoints/latest.pt copied to results/checkpoints/),
+# against the 16 M multi-task baseline, every policy adapted with the same loop
+$E --checkpoint results/checkpoints/HalfCheetahVel__trpo_damp10_16M__s0.pt --checkpoint results/checkpoints/HalfCheetahVel__trpo_damp10_16M__s1.pt \
+  --checkpoint results/checkpoints/HalfCheetahVel__trpo_damp10_16M__s2.pt --multitask results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt \
+  --random-seeds 0 --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10 \
+  --out runs/eval_abl/trpo_damp10_16M__s012__test_trpo_kl2_linear_decay0.5_damp10
 # meta-test step size chosen on 20 training-distribution draws (never the held-out tasks), PPO-preset seed 0:
 for a in "--agent ppo" "--agent ppo --inner-lr 0.01" "--agent trpo --target-kl 0.01" "--agent trpo --target-kl 0.05" \
   "--agent trpo --target-kl 0.2" "--agent trpo --target-kl 0.5" "--agent trpo --target-kl 1.0" "--agent trpo --target-kl 2" \

@@ -32,15 +32,18 @@ TINY_TRAIN = [
 
 
 def gif_frames(data):
-    """The frames of GIF bytes, as RGB arrays."""
+    """The frames of GIF bytes, as RGB arrays, one per frame time: Pillow writes a run of identical frames (a body at
+    rest) as one frame of their summed duration, which is repeated here that many times."""
     import io
 
     image = Image.open(io.BytesIO(data))
-    frames = []
+    frames, durations = [], []
     for i in range(image.n_frames):
         image.seek(i)
         frames.append(np.asarray(image.convert("RGB")))
-    return np.stack(frames)
+        durations.append(image.info["duration"])
+    base = min(durations)
+    return np.stack([f for f, d in zip(frames, durations) for _ in range(round(d / base))])
 
 
 def below_labels(frames):

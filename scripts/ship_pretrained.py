@@ -2,7 +2,7 @@
 
     python scripts/ship_pretrained.py RUN_DIR [--eval results.json] [--multitask RUN_DIR] [--command "..."]
     python scripts/ship_pretrained.py --update metarl/pretrained/F.pt --eval results.json [--multitask F.pt]
-    ... [--adapt-agent trpo --adapt-target-kl 1.0 --adapt-step-decay 0.7 --adapt-baseline linear]
+    ... [--adapt-agent trpo --adapt-target-kl 2.0 --adapt-step-decay 0.5 --adapt-baseline linear --adapt-cg-damping 10]
 
 Writes metarl/pretrained/<Family>.pt: θ, the normaliser, the config, and provenance: the run, the command
 that produced it, its env steps and wall-clock, the machine and library versions, the commit, and the
@@ -112,8 +112,9 @@ def main() -> int:
     p.add_argument("--command", default=None, help="the training command (default: from config.json)")
     p.add_argument("--eval", type=Path, default=None, help="results.json of python -m metarl.evaluate on this run")
     p.add_argument("--multitask", type=Path, default=None, help="the multi-task baseline's run folder or checkpoint")
+    meta = flag_meta()
     for name, field in ADAPT_FIELDS.items():  # metarl.train's --adapt-* flags, setting the shipped file's loop
-        default, _, extra = flag_meta()[name]
+        default, _, extra = meta[name]
         choices = [c for c in extra.get("choices", ()) if c]  # "" (keep the training loop's) means nothing here
         kind = {"choices": choices} if choices else {"type": type(default)}
         p.add_argument(

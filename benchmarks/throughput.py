@@ -1,6 +1,6 @@
 """Env steps per second of metarl against the simulator's own bound, SB3 and plain Gymnasium.
 
-    python benchmarks/throughput.py --env HalfCheetahVel [--json] [--repeats 3] [--quick]
+    python benchmarks/throughput.py --env HalfCheetahVel [--json] [--repeats 3] [--quick] [--agent ppo]
 
 Measures, in one run on one machine (medians over interleaved repeats, after a warm-up):
   (a) raw bound: ``mj_step`` × frame_skip on the family's model, one thread; and all cores with
@@ -8,10 +8,10 @@ Measures, in one run on one machine (medians over interleaved repeats, after a w
   (b) a plain Gymnasium env stepped one step at a time (random actions, no policy);
   (c) stable-baselines3 PPO learning on the family with its default hyper-parameters (1 env);
   (d) metarl's sampler alone, policy in the loop (a meta-batch of tasks, as in training);
-  (e) a full metarl meta-iteration (sampling, inner PPO updates, Reptile step), end to end;
+  (e) a full metarl meta-iteration (sampling, inner updates of the preset's agent or --agent's, Reptile step);
 (d) and (e) in several configurations, repeats interleaved with everything else: today's default (one worker
 process per core, per-copy ``mj_step``), and MuJoCo 4's batched stepper (``mujoco.batch``) in one process with
-1 and all threads, or in worker processes; for (e) also with torch's own threads for the inner PPO updates
+1 and all threads, or in worker processes; for (e) also with torch's own threads for the inner updates
 (``torch.set_num_threads`` around each update). Plus where the sampler's time goes (timed sections: physics,
 env glue, policy forward, the rest of the sampler), the scaling of the sampler with envs per task (1, 4, 16, 64)
 on 1 and 2 cores, the wall-clock of one meta-iteration, and the peak resident memory of a short
@@ -358,14 +358,21 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quick", action="store_true", help="short measurements (a smoke test, not for quoting)")
+    p.add_argument(
+        "--agent",
+        default=None,
+        help="meta-training agent of the metarl rows (default: the family preset's; the HalfCheetah presets' was "
+        "ppo before issue 15's third round)",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    from metarl.config import TrainConfig, preset
+    from metarl.config import resolve_flags
     from metarl.envs import HAS_NATIVE_BATCH, env_id, get_family
 
     family = get_family(args.env)
-    cfg = TrainConfig.from_flags({**preset(args.env), "env": family.family_name})
+    cfg, _ = resolve_flags({"env": family.family_name, **({"agent": args.agent} if args.agent else {})})
+    agent_flags = ["--agent", args.agent] if args.agent else []
     if args.quick:
         cfg = dataclasses.replace(cfg, meta_batch=2, episodes_per_step=4)
     secs = 0.5 if args.quick else 2.0
@@ -422,8 +429,12 @@ def main() -> int:
 
     iters = 2 if args.quick else 3
     rss = {
-        "one_process": peak_rss_of_training(family.family_name, iters, ["--workers", "1", "--threads", "0"]),
-        "workers": peak_rss_of_training(family.family_name, iters, ["--workers", str(CORES), "--threads", "1"]),
+        "one_process": peak_rss_of_training(
+            family.family_name, iters, [*agent_flags, "--workers", "1", "--threads", "0"]
+        ),
+        "workers": peak_rss_of_training(
+            family.family_name, iters, [*agent_flags, "--workers", str(CORES), "--threads", "1"]
+        ),
     }
     ratios = {
         "sampler/raw_all_cores": med["sampler"] / med["raw_all_cores"],
@@ -464,7 +475,10 @@ def main() -> int:
     ]
     rows += [(f"(d) metarl sampler, policy in the loop: {label(v[0])}", k) for k, v in samplers.items()]
     rows += [(f"(e) metarl meta-iteration, end to end: {label(v[0])}", k) for k, v in iterations.items()]
-    print(f"\n{family.family_name}, {CORES} cores, medians of {reps} interleaved repeats\n")
+    print(
+        f"\n{family.family_name}, {CORES} cores, medians of {reps} interleaved repeats, "
+        f"inner steps {cfg.inner.describe()}\n"
+    )
     print("| configuration | env steps/s | × raw all cores | × SB3 PPO |\n|---|---:|---:|---:|")
     for text, key in rows:
         print(f"| {text} | {med[key]:,.0f} | {med[key] / med['raw_all_cores']:.2f} | {med[key] / med['sb3_ppo']:.1f} |")

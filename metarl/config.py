@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from .agents.agent import AgentSpec
-from .agents.inner_loop import AGENTS, BASELINES, FIELDS, InnerLoop, InnerLoopError, check_used, option
+from .agents.inner_loop import AGENTS, BASELINES, FIELDS, SB3_AGENTS, InnerLoop, InnerLoopError, check_used, option
 from .envs import FAMILIES, RandomizeError, TaskFamily, get_family
 
 #: The outer loops (metarl/meta_learner.py).
@@ -310,26 +310,25 @@ def migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     return TrainConfig.from_flags({**_V1_ADDED_LATER, **d, **_V1_IMPLICIT}).to_dict()
 
 
+#: The HalfCheetah presets' inner step, at meta-training and at meta-test (issue 15).
+_HALFCHEETAH_STEP = dict(agent="trpo", target_kl=2.0, baseline="linear", step_decay=0.5, cg_damping=10.0)
+
 #: Per-family overrides of the defaults, printed at the start of a run.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Meta-batch 10, K=3 PPO updates of 20 episodes (the MAML/ProMP protocol), Adam 3e-3, 300 iterations (48M env
-    # steps, ~28 min on 2 cores); adaptation at meta-test by TRPO steps of mean KL 1.0, which move the meta-policy
-    # 2-3x further in 3 steps than PPO's (docs/results.md, "Adaptability: what moved the plateau"; scripts/ablation.sh),
-    # over a linear baseline fitted on each batch (issue 15, chosen on training draws, scripts/adapt_tune.sh); since
-    # then a damping of 10 on the Fisher matrix (the step leans to the plain gradient's direction, the batch's natural
-    # gradient being mostly noise), which affords a trust region of KL 2.0 halving at each step.
+    # Meta-batch 10, K=3 inner steps of 20 episodes (the MAML/ProMP protocol), 100 iterations (16M env steps, ~18 min
+    # on 2 cores). Each inner step, at meta-training and at meta-test alike, is a TRPO step over a linear baseline
+    # fitted on its batch, with a damping of 10 on the Fisher matrix (the step leans to the plain gradient's
+    # direction, a 20-episode batch's natural gradient being mostly noise), of mean KL 2.0 halving at each step:
+    # chosen for meta-test on training draws (issue 15, scripts/adapt_tune.sh), then Reptile over the same loop beat
+    # Reptile over PPO steps at a third of PPO's 48M env steps (scripts/train_screen.sh, scripts/ablation.sh;
+    # docs/results.md, "Adaptability: what moved the plateau"). Another --agent keeps the meta-test loop.
     **{
         name: dict(
-            meta_iters=300,
+            meta_iters=100,
             meta_batch=10,
             inner_steps=3,
             episodes_per_step=20,
-            inner_lr=3e-3,
-            adapt_agent="trpo",
-            adapt_target_kl=2.0,
-            adapt_baseline="linear",
-            adapt_step_decay=0.5,
-            adapt_cg_damping=10.0,
+            **{prefix + k: v for prefix in ("", "adapt_") for k, v in _HALFCHEETAH_STEP.items()},
         )
         for name in ("HalfCheetahVel", "HalfCheetahDir")
     },
@@ -367,7 +366,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: What ``--meta-learner maml`` / ``fomaml`` set on top of the family's preset: MAML's own protocol (Finn et al.
 #: 2017 and its reference code): one VPG inner step of learning rate 0.1 on 10 episodes per task, advantages from
 #: the linear feature baseline fitted on the batch (GAE λ = 1: returns minus baseline), no gradient clipping, 40
-#: tasks per meta-batch, and adaptation at meta-test by the same VPG step. 300 iterations are 48 M env steps, the
+#: tasks per meta-batch, and adaptation at meta-test by the same VPG step. 100 iterations are 16 M env steps, the
 #: Reptile HalfCheetah preset's budget.
 MAML_PRESET: dict[str, Any] = dict(
     agent="vpg",
@@ -388,8 +387,8 @@ def preset(env: str, randomize: str = "", meta_learner: str = "reptile") -> dict
     try:
         family = get_family(env, randomize)
         out = dict(PRESETS.get(family.family_name, PRESETS.get(getattr(family, "preset_name", ""), {})))
-        if meta_learner in ("maml", "fomaml"):  # MAML meta-tests with its own VPG step: no family meta-test setting
-            return {**{k: v for k, v in out.items() if k not in ADAPT_FLAGS}, **MAML_PRESET}
+        if meta_learner in ("maml", "fomaml"):  # MAML steps by its own VPG: no family inner-loop setting, either loop
+            return {**{k: v for k, v in out.items() if k not in ADAPT_FLAGS and k not in INNER_FIELDS}, **MAML_PRESET}
         return out
     except RandomizeError as e:
         raise ConfigError(str(e)) from None
@@ -461,7 +460,9 @@ def resolve_flags(given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
 
     A flag that neither inner loop's algorithm reads is refused (one line), not silently ignored. A plain inner-loop
     flag (``target_kl``, ``step_decay``, ...) given without its ``adapt_`` twin sets both loops, over the preset's
-    meta-test value.
+    meta-test value. A preset's inner-loop settings are its agents': an ``agent`` other than the preset's drops its
+    meta-training settings (not its meta-test ones, unless its parameters are another kind's: native or SB3), an
+    ``adapt_agent`` other than the preset's its meta-test ones.
 
     Raises:
         ConfigError: an unknown flag, a value that cannot work, or a flag the chosen algorithms do not read.
@@ -482,6 +483,15 @@ def resolve_flags(given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         for k, v in overrides.items()
         if not (k in ADAPT_FIELDS and k != "adapt_agent" and ADAPT_FIELDS[k] in given and k not in given)
     }
+    # a preset's inner-loop settings are its agents': another --agent starts the meta-training loop from that agent's
+    # defaults, another --adapt-agent the meta-test loop (--agent alone keeps the preset's meta-test loop)
+    for agent, fields in (("agent", INNER_FIELDS), ("adapt_agent", tuple(ADAPT_FIELDS))):
+        if agent in given and agent in overrides and given[agent] != overrides[agent]:
+            overrides = {k: v for k, v in overrides.items() if k not in fields}
+    # nor can a preset's native meta-test loop adapt an --agent sb3-* policy (another parameter layout)
+    if "adapt_agent" in overrides and "adapt_agent" not in given and "agent" in given:
+        if (given["agent"] in SB3_AGENTS) != (overrides["adapt_agent"] in SB3_AGENTS):
+            overrides = {k: v for k, v in overrides.items() if k not in ADAPT_FIELDS}
     cfg = TrainConfig.from_flags({**overrides, **given})
     cfg.validate()
     try:

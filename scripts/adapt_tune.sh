@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 15's meta-test directions, tuned on training draws only: a meta-policy (default: the shipped one for ENV)
+# Issue 15's meta-test directions, tuned on training draws only: a meta-policy (CHECKPOINT; default: for
+# HalfCheetahVel the one shipped until issue 15's third round, seed 0 of the 48M PPO preset, else the shipped one)
 # adapts to TASKS fresh draws from the training distribution (--task-set train, evaluation seed 2000; never the
 # held-out tasks), k = 0..3, 20 episodes per step, with each candidate meta-test inner loop; then the table
 # (scripts/compare_curves.py: means, CIs, tasks improved, the worst task's change, paired margins over the first).
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 ENV=${ENV:-HalfCheetahVel}
 TASKS=${TASKS:-40}
 CHECKPOINT=${CHECKPOINT:-}
+if [ -z "$CHECKPOINT" ] && [ "$ENV" = HalfCheetahVel ]; then CHECKPOINT=results/checkpoints/HalfCheetahVel__ppo__s0.pt; fi
 OUT=${OUT:-results/adapt_tune}
 mkdir -p "$OUT"
 # every candidate starts from the meta-test inner loop shipped before issue 15 (its "own"), the later flags win

@@ -1,8 +1,9 @@
 """Fingerprints of what fully specified tiny runs compute, to show a refactor changes no result.
 
 Runs ``python -m metarl.train`` (native ppo, trpo, vpg, sb3-ppo; 1 and 2 workers; TRPO meta-test steps),
-``python -m metarl.adapt --json`` and ``python -m metarl.evaluate`` on tiny budgets, and prints one JSON
-object: per case, the SHA-256 of the final meta-parameters and normaliser, and the evaluation returns.
+``python -m metarl.adapt --json`` and ``python -m metarl.evaluate`` (of a once-shipped meta-policy) on tiny
+budgets, and prints one JSON object: per case, the SHA-256 of the final meta-parameters and normaliser, and the
+evaluation returns.
 Compare two commits with ``diff``:
 
     python scripts/fingerprint.py > /tmp/before.json   # on the old commit
@@ -31,11 +32,39 @@ TINY = [
 #: does not read the baseline, and with --eval-steps 1 the decay never applies).
 OLD_ADAPT = ["--adapt-baseline", "value", "--adapt-step-decay", "1.0"]
 OLD_TRPO = [*OLD_ADAPT, "--adapt-target-kl", "1.0", "--adapt-cg-damping", "0.1"]
+#: Their meta-training TRPO loop before issue 15's third round made TRPO theirs (the trpo cases: a meta-training agent
+#: that is the preset's takes the preset's meta-training settings).
+OLD_TRPO_TRAIN = ["--baseline", "value", "--step-decay", "1.0", "--cg-damping", "0.1"]
+#: The HalfCheetahVel meta-policy shipped until issue 15's third round (seed 0 of the 48M PPO preset; its θ and
+#: normaliser are the file's), for the adapt_shipped / evaluate_shipped cases.
+SHIPPED = str(Path(__file__).resolve().parents[1] / "results" / "checkpoints" / "HalfCheetahVel__ppo__s0.pt")
 CASES = {
     "ppo_w1": ["--agent", "ppo", "--adapt-agent", "ppo", "--workers", "1"],
     "ppo_w2": ["--agent", "ppo", "--adapt-agent", "ppo", "--workers", "2"],
-    "trpo_w1": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "1", *OLD_TRPO],
-    "trpo_w2": ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", "--workers", "2", *OLD_TRPO],
+    "trpo_w1": [
+        "--agent",
+        "trpo",
+        "--adapt-agent",
+        "trpo",
+        "--target-kl",
+        "0.05",
+        "--workers",
+        "1",
+        *OLD_TRPO_TRAIN,
+        *OLD_TRPO,
+    ],
+    "trpo_w2": [
+        "--agent",
+        "trpo",
+        "--adapt-agent",
+        "trpo",
+        "--target-kl",
+        "0.05",
+        "--workers",
+        "2",
+        *OLD_TRPO_TRAIN,
+        *OLD_TRPO,
+    ],
     "vpg_w1": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "1", *OLD_ADAPT],
     "vpg_w2": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "2", *OLD_ADAPT],
     "ppo_adapt_trpo_w2": ["--agent", "ppo", "--adapt-agent", "trpo", "--workers", "2", *OLD_TRPO],
@@ -74,16 +103,17 @@ def main() -> None:
                 "scalars": eval_scalars(run_dir),
             }
         adapt = subprocess.run(
-            [sys.executable, "-m", "metarl.adapt", "--env", "HalfCheetahVel", "--task", "velocity=1.3",
-             "--steps", "2", "--episodes-per-step", "4", "--agent", "trpo", "--target-kl", "1.0", "--baseline", "value",
-             "--step-decay", "1.0", "--cg-damping", "0.1", "--json"],
+            [sys.executable, "-m", "metarl.adapt", "--env", "HalfCheetahVel", "--checkpoint", SHIPPED,
+             "--task", "velocity=1.3", "--steps", "2", "--episodes-per-step", "4", "--agent", "trpo",
+             "--target-kl", "1.0", "--baseline", "value", "--step-decay", "1.0", "--cg-damping", "0.1", "--json"],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         out["adapt_shipped"] = [round(r, 4) for r in json.loads(adapt.stdout)["returns"]]
         ev = Path(tmp) / "eval"
         subprocess.run(
-            [sys.executable, "-m", "metarl.evaluate", "--env", "HalfCheetahVel", "--tasks", "3", "--steps", "1",
-             "--episodes-per-step", "2", "--random-seeds", "1", "--oracle-tasks", "1", "--oracle-steps", "1",
+            [sys.executable, "-m", "metarl.evaluate", "--env", "HalfCheetahVel", "--checkpoint", SHIPPED,
+             "--tasks", "3", "--steps", "1", "--episodes-per-step", "2", "--random-seeds", "1", "--oracle-tasks", "1",
+             "--oracle-steps", "1",
              "--baseline", "value", "--step-decay", "1.0", "--target-kl", "1.0", "--cg-damping", "0.1",
              "--out", str(ev), "--bootstrap", "50"],
             check=True, stdout=subprocess.DEVNULL,

@@ -24,8 +24,11 @@ train() {  # meta-learner, seed, iterations, extra flags...
       --eval-every 0 --eval-tasks 10 --quiet --run-dir "$run" "$@" > "$run.log" 2>&1
   fi
 }
+# Reptile's preset at the time: PPO steps at meta-training, TRPO steps of KL 1.0 over the value net at meta-test
+R="--agent ppo --adapt-target-kl 1.0 --adapt-baseline value --adapt-step-decay 1.0 --adapt-cg-damping 0.1"
 for seed in $SEEDS; do
-  train reptile "$seed" "$ITERS"
+  # shellcheck disable=SC2086
+  train reptile "$seed" "$ITERS" $R
   train maml "$seed" "$ITERS" --checkpoint-every 1
   train fomaml "$seed" "$FO_ITERS" --checkpoint-every 1
 done

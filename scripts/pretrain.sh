@@ -11,8 +11,8 @@
 # is skipped (delete OUT/FAMILY* to redo it); an interrupted run resumes bit-exactly. Evaluations are written to
 # results/zoo/eval_FAMILY/ (redone when the run is newer) and the shipped file to metarl/pretrained/FAMILY.pt
 # (with the provenance inside).
-# The HalfCheetah families' shipped files predate this script (results/README.md says how each was made); the
-# script retrains them with the same preset (300 iterations, ~30 min each here).
+# The HalfCheetah families' presets (issue 15: Reptile over damped TRPO steps, 100 iterations, ~18 min each here)
+# are newer than the other families' runs; the multi-task baselines train by PPO steps (--agent ppo) in every family.
 #
 # Navigation2D ships MAML's meta-policy (--meta-learner maml, MAML's preset at the family's budget): issue 14's
 # anchor measured MAML ahead of Reptile there at equal env steps, and Reptile's zoo run did not adapt
@@ -51,14 +51,15 @@ family() {  # family name
   train "$run" "${common[@]}" --meta-learner "$ml" --meta-iters "$iters"
   # K + 1 = 4 batches per task and iteration at the presets' K = 3 (MAML's preset: 2 batches of 40 tasks x 10
   # episodes, the same env steps), 2 at K = 1: twice the iterations spend the same env steps.
-  train "${env}__multitask__s$SEED" "${common[@]}" --inner-steps 1 --meta-step 1 --meta-step-final 1 \
+  train "${env}__multitask__s$SEED" "${common[@]}" --agent ppo --inner-steps 1 --meta-step 1 --meta-step-final 1 \
     --meta-iters $((2 * iters))
   # The meta-test inner loop of the shipped policy, for all (the baseline's own is the training one, PPO).
   adapt=$(python - "$OUT/$run" <<'PY'
 import sys
+from metarl.cli import INNER_LOOP_OVERRIDES
 from metarl.policy import MetaPolicy
 a = MetaPolicy.load(sys.argv[1]).config.adapt
-used = [n for n in ("inner_lr", "target_kl", "step_decay", "holdout") if a.uses(n)]  # flags it reads, no others
+used = [n for n in INNER_LOOP_OVERRIDES if n != "agent" and a.uses(n)]  # the flags it reads, no others
 print(f"--agent {a.agent} " + " ".join(f"--{n.replace('_', '-')} {getattr(a, n)}" for n in used))
 PY
 )

@@ -5,7 +5,9 @@
 # to 40 fresh draws from the training distribution (evaluation seed 2000, k = 0..3, 20 episodes per step) with one
 # meta-test inner loop for all (LOOP; default: the first round's, TRPO KL 1.0 over a linear baseline, step decay 0.7,
 # no entropy bonus), and the table (scripts/compare_curves.py: means, CIs, tasks improved, worst task, paired margins
-# over the first row, the preset).
+# over the first row, the preset of the time). "preset" is the HalfCheetah preset before issue 15's third round, PPO
+# steps at meta-training (--agent ppo: the preset's TRPO settings do not carry to another agent); trpo_damp10, Reptile
+# over the meta-test loop, is the preset since (its flags are the preset's, spelled out).
 #
 #   scripts/train_screen.sh            # runs under runs/screen15/, evaluations and the table under results/train_screen/
 #   LOOP="--agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10 --ent-coef 0" \
@@ -38,11 +40,11 @@ while read -r name flags; do
   fi
   evaluate "$name" "$OUT/$name"
 done <<'CANDIDATES'
-preset
-eps_const1 --meta-step-final 1.0
-ent0.01 --ent-coef 0.01
-mb20 --meta-batch 20 --meta-iters 50
-k5 --inner-steps 5 --meta-iters 67
+preset --agent ppo
+eps_const1 --agent ppo --meta-step-final 1.0
+ent0.01 --agent ppo --ent-coef 0.01
+mb20 --agent ppo --meta-batch 20 --meta-iters 50
+k5 --agent ppo --inner-steps 5 --meta-iters 67
 trpo_damp10 --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10
 CANDIDATES
 evaluate multitask16M results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt

@@ -397,20 +397,41 @@ def test_a_baseline_left_on_a_ppo_loop_changes_nothing():
     assert all(torch.equal(pa[k], pb[k]) for pa, pb in zip(a.params, b.params) for k in pa)
 
 
-def test_the_half_cheetah_meta_test_preset_and_mamls_own():
-    """The HalfCheetah presets adapt by TRPO KL 2.0 over a linear baseline, damping 10, halving (issue 15); the
-    training loop keeps TRPO's damping; MAML's preset meta-tests with its own VPG step, none of the family's
-    meta-test settings carried over."""
+def test_the_half_cheetah_presets_their_agents_and_mamls_own():
+    """The HalfCheetah presets step by TRPO KL 2.0 over a linear baseline, damping 10, halving (issue 15), at
+    meta-training and at meta-test; another --agent starts the training loop from that agent's defaults and keeps the
+    preset's meta-test loop, another --adapt-agent drops the preset's meta-test settings; MAML's preset steps by its
+    own VPG step in both loops, none of the family's settings carried over."""
     from metarl.config import resolve_flags
 
     cfg, _ = resolve_flags({"env": "HalfCheetahVel"})
-    a = cfg.adapt
-    assert (a.agent, a.target_kl, a.baseline, a.step_decay, a.cg_damping) == ("trpo", 2.0, "linear", 0.5, 10.0)
-    assert (cfg.inner.agent, cfg.inner.cg_damping) == ("ppo", 0.1)
+    for loop in (cfg.inner, cfg.adapt):
+        assert (loop.agent, loop.target_kl, loop.baseline, loop.step_decay, loop.cg_damping) == (
+            "trpo",
+            2.0,
+            "linear",
+            0.5,
+            10.0,
+        )
+    assert cfg.meta_iters == 100 and cfg.inner.describe() == "trpo (KL 2, x0.5 per step, linear baseline, damping 10)"
+    ppo, _ = resolve_flags({"env": "HalfCheetahDir", "agent": "ppo"})
+    assert ppo.inner == InnerLoop(agent="ppo") and ppo.adapt == cfg.adapt  # PPO's own step; the preset's meta-test
+    both, _ = resolve_flags({"env": "HalfCheetahVel", "agent": "ppo", "adapt_agent": "ppo"})
+    assert both.inner == both.adapt == InnerLoop(agent="ppo")
+    same, _ = resolve_flags({"env": "HalfCheetahVel", "agent": "trpo"})  # the preset's own agent: its settings
+    assert same.inner == cfg.inner
+    # SB3's parameters are not the native TRPO loop's to adapt: the docs' `--env HalfCheetahVel --agent sb3-ppo` runs
+    sb3, _ = resolve_flags({"env": "HalfCheetahVel", "agent": "sb3-ppo"})
+    assert sb3.inner == sb3.adapt == InnerLoop(agent="sb3-ppo")
     # a plain flag given alone sets the meta-test loop's too, over the preset's (was silently overridden by it)
     given, _ = resolve_flags({"env": "HalfCheetahVel", "cg_damping": 1.0, "target_kl": 0.5})
     assert (given.adapt.cg_damping, given.adapt.target_kl, given.adapt.step_decay) == (1.0, 0.5, 0.5)
-    both, _ = resolve_flags({"env": "HalfCheetahVel", "cg_damping": 1.0, "adapt_cg_damping": 30.0})
-    assert (both.inner.cg_damping, both.adapt.cg_damping) == (1.0, 30.0)
+    assert (given.inner.cg_damping, given.inner.target_kl) == (1.0, 0.5)
+    two, _ = resolve_flags({"env": "HalfCheetahVel", "cg_damping": 1.0, "adapt_cg_damping": 30.0})
+    assert (two.inner.cg_damping, two.adapt.cg_damping) == (1.0, 30.0)
     maml, _ = resolve_flags({"env": "HalfCheetahDir", "meta_learner": "maml"})
-    assert maml.adapt == maml.inner and maml.adapt.step_decay == 1.0 and maml.adapt.cg_damping == 0.1
+    assert maml.adapt == maml.inner and (maml.inner.agent, maml.inner.step_decay, maml.inner.cg_damping) == (
+        "vpg",
+        1.0,
+        0.1,
+    )

@@ -69,3 +69,7 @@ heldout HalfCheetahVel results/checkpoints/HalfCheetahVel__trpo_damp10_16M__s0.p
   results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt results/zoo/eval_HalfCheetahVel
 heldout HalfCheetahDir results/checkpoints/HalfCheetahDir__trpo_damp10_16M__s0.pt $DIR_MT results/zoo/eval_HalfCheetahDir
 heldout HopperRandParams results/checkpoints/HopperRandParams__trpo_damp10__s0.pt $HOP_MT "$RES/heldout_hopper_trpo_damp10"
+# HalfCheetahVel's decision (its runs: scripts/adapt_tune.sh, scripts/train_screen.sh): the file shipped before (48 M,
+# PPO) and Reptile over the loop (16 M), both adapted with LOOP on the same training draws
+python scripts/compare_curves.py --against-first results/adapt_tune/HalfCheetahVel__linear_damp10_kl2_decay0.5/results.json \
+  results/train_screen/trpo_damp10__damp10/results.json | tee "$RES/vel.md"

@@ -7,7 +7,8 @@
 # no entropy bonus), and the table (scripts/compare_curves.py: means, CIs, tasks improved, worst task, paired margins
 # over the first row, the preset of the time). "preset" is the HalfCheetah preset before issue 15's third round, PPO
 # steps at meta-training (--agent ppo: the preset's TRPO settings do not carry to another agent); trpo_damp10, Reptile
-# over the meta-test loop, is the preset since (its flags are the preset's, spelled out).
+# over the meta-test loop, is the preset since (its flags are the preset's, spelled out); multitask_trpo is the
+# multi-task baseline trained by that preset's TRPO steps (K = 1, ε = 1, 200 iterations: the same 16 M env steps).
 #
 #   scripts/train_screen.sh            # runs under runs/screen15/, evaluations and the table under results/train_screen/
 #   LOOP="--agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10 --ent-coef 0" \
@@ -46,6 +47,7 @@ ent0.01 --agent ppo --ent-coef 0.01
 mb20 --agent ppo --meta-batch 20 --meta-iters 50
 k5 --agent ppo --inner-steps 5 --meta-iters 67
 trpo_damp10 --agent trpo --target-kl 2.0 --baseline linear --step-decay 0.5 --cg-damping 10
+multitask_trpo --inner-steps 1 --meta-step 1 --meta-step-final 1 --meta-iters 200
 CANDIDATES
 evaluate multitask16M results/checkpoints/HalfCheetahVel__multitask__s0__iter200.pt
 python scripts/compare_curves.py --against-first "${names[@]}"

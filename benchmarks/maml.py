@@ -6,7 +6,10 @@ the table gives env steps per second of the whole iteration and, for MAML, the t
 (meta-gradient, conjugate gradient on Hessian-vector products, line search; ``time/outer_step_s``) against the
 rest (the agent's sampling and adaptation), medians over the repeats.
 
-    python benchmarks/maml.py --env HalfCheetahVel --repeats 3
+    python benchmarks/maml.py --env HalfCheetahVel --repeats 3 [--reptile-agent ppo]
+
+(``--reptile-agent ppo``: Reptile over PPO steps, the HalfCheetah presets' before issue 15's third round, as in
+results/maml/speed_HalfCheetahVel.txt.)
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import sys
 import numpy as np
 import torch
 
-from metarl.config import TrainConfig, preset
+from metarl.config import TrainConfig, resolve_flags
 from metarl.trainer import MetaTrainer
 
 
-def _config(env: str, learner: str, threads: int) -> TrainConfig:
-    flags = {**preset(env, meta_learner=learner), "env": env, "meta_learner": learner}
-    return TrainConfig.from_flags({**flags, "workers": 1, "threads": threads, "eval_every": 0})
+def _config(env: str, learner: str, threads: int, reptile_agent: str | None) -> TrainConfig:
+    given = {"env": env, "meta_learner": learner, "workers": 1, "threads": threads, "eval_every": 0}
+    if reptile_agent and learner == "reptile":
+        given["agent"] = reptile_agent
+    return resolve_flags(given)[0]  # defaults <- the preset <- these, as python -m metarl.train resolves them
 
 
 def main() -> int:
@@ -33,10 +38,13 @@ def main() -> int:
     p.add_argument("--env", default="HalfCheetahVel")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="simulator threads (0: all cores)")
+    p.add_argument("--reptile-agent", default=None, help="Reptile's inner-loop agent (default: the preset's)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    trainers = {m: MetaTrainer(_config(args.env, m, args.threads)) for m in ("reptile", "maml", "fomaml")}
+    trainers = {
+        m: MetaTrainer(_config(args.env, m, args.threads, args.reptile_agent)) for m in ("reptile", "maml", "fomaml")
+    }
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in trainers}
     try:
         for trainer in trainers.values():  # warm-up: env construction, first-call costs

@@ -113,7 +113,7 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "metarl.evaluate", "--env", "HalfCheetahVel", "--checkpoint", SHIPPED,
              "--tasks", "3", "--steps", "1", "--episodes-per-step", "2", "--random-seeds", "1", "--oracle-tasks", "1",
-             "--oracle-steps", "1",
+             "--oracle-steps", "1", "--agent", "trpo",
              "--baseline", "value", "--step-decay", "1.0", "--target-kl", "1.0", "--cg-damping", "0.1",
              "--out", str(ev), "--bootstrap", "50"],
             check=True, stdout=subprocess.DEVNULL,

@@ -5,7 +5,7 @@
 #  - at equal env steps: every meta-learner's checkpoint after ITERS iterations;
 #  - at equal wall-clock: MAML and FO-MAML after the iterations that take Reptile's ITERS iterations' time,
 #    MAML_TIME_ITERS / FOMAML_TIME_ITERS = ITERS x their env-steps-per-second ratio to Reptile measured in one
-#    interleaved run (python benchmarks/maml.py --env ENV --repeats 3 > results/maml/speed_ENV.txt; HalfCheetahVel:
+#    interleaved run (python benchmarks/maml.py --env ENV --repeats 3 --reptile-agent ppo > results/maml/speed_ENV.txt; HalfCheetahVel:
 #    0.62 and 1.48, so 12 and 29). The training runs' own iteration times are no guide: the shared machine's
 #    load changed between them by 2-3x.
 # then the paired margins (scripts/compare_curves.py).

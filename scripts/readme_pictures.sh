@@ -6,7 +6,8 @@
 #                                      20 more meta-iterations with a held-out evaluation (and its video) every 5,
 #                                      served by a local `tensorboard` and captured by headless Chromium
 #                                      (Debian: apt-get install chromium)
-# The adaptation curves the README shows are results/eval_abl/ppo48M__s012__test_trpo_kl2_linear_decay0.5_damp10/curves.png, written by
+# The adaptation curves the README shows are
+# results/eval_abl/trpo_damp10_16M__s012__test_trpo_kl2_linear_decay0.5_damp10/curves.png, written by
 # python -m metarl.evaluate (its command is in scripts/ablation.sh).
 # SKIP_GIF=1 keeps the GIF; SKIP_RUN=1 screenshots the run already in $RUN (default runs/tensorboard_demo).
 set -euo pipefail
@@ -19,11 +20,12 @@ RUN=${RUN:-runs/tensorboard_demo}
 import sys
 
 import metarl
+from metarl.checkpoint import load_checkpoint
 from metarl.policy import pretrained_path
 
-model = metarl.Reptile.load(
-    pretrained_path("HalfCheetahVel"), run_dir=sys.argv[1], meta_iters=320, eval_every=5, video_every=1
-)
+path = pretrained_path("HalfCheetahVel")
+done = load_checkpoint(path)["iteration"]  # the shipped run's iterations, then 20 more
+model = metarl.Reptile.load(path, run_dir=sys.argv[1], meta_iters=done + 20, eval_every=5, video_every=1)
 model.learn(progress_bar=False)
 model.close()
 ' "$RUN"

@@ -24,7 +24,7 @@ from metarl.checkpoint import load_checkpoint
 from metarl.policy import pretrained_path
 
 path = pretrained_path("HalfCheetahVel")
-done = load_checkpoint(path)["iteration"]  # the shipped run's iterations, then 20 more
+done = load_checkpoint(path)["iteration"]  # the iterations of the shipped run, then 20 more
 model = metarl.Reptile.load(path, run_dir=sys.argv[1], meta_iters=done + 20, eval_every=5, video_every=1)
 model.learn(progress_bar=False)
 model.close()

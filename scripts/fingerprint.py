@@ -35,36 +35,15 @@ OLD_TRPO = [*OLD_ADAPT, "--adapt-target-kl", "1.0", "--adapt-cg-damping", "0.1"]
 #: Their meta-training TRPO loop before issue 15's third round made TRPO theirs (the trpo cases: a meta-training agent
 #: that is the preset's takes the preset's meta-training settings).
 OLD_TRPO_TRAIN = ["--baseline", "value", "--step-decay", "1.0", "--cg-damping", "0.1"]
+TRPO = ["--agent", "trpo", "--adapt-agent", "trpo", "--target-kl", "0.05", *OLD_TRPO_TRAIN, *OLD_TRPO]
 #: The HalfCheetahVel meta-policy shipped until issue 15's third round (seed 0 of the 48M PPO preset; its θ and
 #: normaliser are the file's), for the adapt_shipped / evaluate_shipped cases.
 SHIPPED = str(Path(__file__).resolve().parents[1] / "results" / "checkpoints" / "HalfCheetahVel__ppo__s0.pt")
 CASES = {
     "ppo_w1": ["--agent", "ppo", "--adapt-agent", "ppo", "--workers", "1"],
     "ppo_w2": ["--agent", "ppo", "--adapt-agent", "ppo", "--workers", "2"],
-    "trpo_w1": [
-        "--agent",
-        "trpo",
-        "--adapt-agent",
-        "trpo",
-        "--target-kl",
-        "0.05",
-        "--workers",
-        "1",
-        *OLD_TRPO_TRAIN,
-        *OLD_TRPO,
-    ],
-    "trpo_w2": [
-        "--agent",
-        "trpo",
-        "--adapt-agent",
-        "trpo",
-        "--target-kl",
-        "0.05",
-        "--workers",
-        "2",
-        *OLD_TRPO_TRAIN,
-        *OLD_TRPO,
-    ],
+    "trpo_w1": [*TRPO, "--workers", "1"],
+    "trpo_w2": [*TRPO, "--workers", "2"],
     "vpg_w1": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "1", *OLD_ADAPT],
     "vpg_w2": ["--agent", "vpg", "--adapt-agent", "vpg", "--inner-lr", "0.1", "--workers", "2", *OLD_ADAPT],
     "ppo_adapt_trpo_w2": ["--agent", "ppo", "--adapt-agent", "trpo", "--workers", "2", *OLD_TRPO],

@@ -73,3 +73,18 @@ heldout HopperRandParams results/checkpoints/HopperRandParams__trpo_damp10__s0.p
 # PPO) and Reptile over the loop (16 M), both adapted with LOOP on the same training draws
 python scripts/compare_curves.py --against-first results/adapt_tune/HalfCheetahVel__linear_damp10_kl2_decay0.5/results.json \
   results/train_screen/trpo_damp10__damp10/results.json | tee "$RES/vel.md"
+# HalfCheetahDir, seeds 1 and 2 by the same command, then the three seeds held-out against the same baseline
+for s in 1 2; do
+  # shellcheck disable=SC2086
+  train dir_trpo_damp10__s$s --env HalfCheetahDir --meta-iters 100 --seed $s --eval-every 0 --video-every 0 --quiet $LOOP
+  [ -f results/checkpoints/HalfCheetahDir__trpo_damp10_16M__s$s.pt ] \
+    || cp "$OUT/dir_trpo_damp10__s$s/checkpoints/latest.pt" results/checkpoints/HalfCheetahDir__trpo_damp10_16M__s$s.pt
+done
+if [ ! -f "$RES/heldout_dir_trpo_damp10__s012/results.json" ]; then
+  # shellcheck disable=SC2086
+  python -m metarl.evaluate --env HalfCheetahDir --checkpoint results/checkpoints/HalfCheetahDir__trpo_damp10_16M__s0.pt \
+    --checkpoint results/checkpoints/HalfCheetahDir__trpo_damp10_16M__s1.pt \
+    --checkpoint results/checkpoints/HalfCheetahDir__trpo_damp10_16M__s2.pt --multitask $DIR_MT $LOOP \
+    --random-seeds 0 --oracle-tasks 0 --videos 0 --seed 1000 --out "$RES/heldout_dir_trpo_damp10__s012" \
+    > "$RES/heldout_dir_trpo_damp10__s012.log" 2>&1
+fi
